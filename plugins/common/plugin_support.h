@@ -1,0 +1,64 @@
+// Small helpers shared by pfa's own plugin adapters: writing messages into the host's buffer and
+// turning the ABI's run arguments into a kernel's AttentionParams. Header-only, plain C++, no
+// dependency on the engine.
+#pragma once
+
+#include <pfa/plugin_abi.h>
+#include <pfa/kernels/attention_params.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace pfa::plugin {
+
+// printf into the host's message buffer; always NUL-terminates, never overflows.
+inline void write_message(char* message, size_t capacity, const char* format, ...)
+    __attribute__((format(printf, 3, 4)));
+inline void write_message(char* message, size_t capacity, const char* format, ...) {
+  if (message == nullptr || capacity == 0) return;
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(message, capacity, format, args);
+  va_end(args);
+}
+
+// Returns `status` after writing the message: `return fail(PFA_STATUS_UNSUPPORTED, m, c, "...")`.
+inline pfa_status fail(pfa_status status, char* message, size_t capacity, const char* text) {
+  write_message(message, capacity, "%s", text);
+  return status;
+}
+
+inline kernels::DType to_kernel_dtype(int32_t dtype) { return static_cast<kernels::DType>(dtype); }
+
+// Copies pointers, sizes and strides out of the ABI tensors. The host has validated them already.
+inline kernels::AttentionParams params_from_args(const pfa_run_args& args) {
+  const pfa_problem& p = *args.problem;
+  kernels::AttentionParams out;
+  auto data = [](const DLTensor* t) {
+    return static_cast<char*>(t->data) + t->byte_offset;
+  };
+  out.q = data(args.q);
+  out.k = data(args.k);
+  out.v = data(args.v);
+  out.out = data(args.out);
+  out.lse = args.lse ? reinterpret_cast<float*>(data(args.lse)) : nullptr;
+  out.batch = p.batch;
+  out.heads_q = p.heads_q;
+  out.heads_kv = p.heads_kv;
+  out.seqlen_q = p.seqlen_q;
+  out.seqlen_k = p.seqlen_k;
+  out.head_dim = p.head_dim;
+  for (int i = 0; i < 3; ++i) {
+    out.q_stride[i] = args.q->strides[i];
+    out.k_stride[i] = args.k->strides[i];
+    out.v_stride[i] = args.v->strides[i];
+    out.o_stride[i] = args.out->strides[i];
+  }
+  out.dtype = to_kernel_dtype(p.dtype);
+  out.causal = p.causal != 0;
+  out.softmax_scale = p.softmax_scale;
+  return out;
+}
+
+}  // namespace pfa::plugin
