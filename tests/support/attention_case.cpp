@@ -60,15 +60,34 @@ AttentionCase make_case(const Problem& problem, pfa_layout layout, std::mt19937_
   return c;
 }
 
+namespace {
+
+// The tensor's values as dense doubles in [batch, seq, heads, dim] order.
+std::vector<double> dense_bshd(const HostTensor& t, pfa_layout layout, int64_t batch,
+                               int64_t seq, int64_t heads, int64_t dim) {
+  std::vector<double> out(static_cast<size_t>(batch * seq * heads * dim));
+  size_t i = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq; ++s)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t d = 0; d < dim; ++d) out[i++] = at(t, layout, b, s, h, d);
+  return out;
+}
+
+}  // namespace
+
 Reference reference_attention(const AttentionCase& c) {
   const Problem& p = c.problem;
+  const int64_t D = p.head_dim;
+  const auto q = dense_bshd(c.q, c.layout, p.batch, p.seqlen_q, p.heads_q, D);
+  const auto k = dense_bshd(c.k, c.layout, p.batch, p.seqlen_k, p.heads_kv, D);
+  const auto v = dense_bshd(c.v, c.layout, p.batch, p.seqlen_k, p.heads_kv, D);
   Reference ref;
-  ref.out.assign(static_cast<size_t>(p.batch * p.seqlen_q * p.heads_q * p.head_dim), 0.0);
+  ref.out.assign(static_cast<size_t>(p.batch * p.seqlen_q * p.heads_q * D), 0.0);
   ref.lse.assign(static_cast<size_t>(p.batch * p.heads_q * p.seqlen_q),
                  -std::numeric_limits<double>::infinity());
   const int64_t group = p.heads_q / p.heads_kv;
   std::vector<double> scores(static_cast<size_t>(p.seqlen_k));
-  std::vector<double> q_row(static_cast<size_t>(p.head_dim));
   for (int64_t b = 0; b < p.batch; ++b) {
     for (int64_t h = 0; h < p.heads_q; ++h) {
       const int64_t hk = h / group;
@@ -78,11 +97,12 @@ Reference reference_attention(const AttentionCase& c) {
           visible = std::clamp<int64_t>(i + p.seqlen_k - p.seqlen_q + 1, 0, p.seqlen_k);
         }
         if (visible == 0) continue;  // zeros and -inf already
-        for (int64_t d = 0; d < p.head_dim; ++d) q_row[d] = at(c.q, c.layout, b, i, h, d);
+        const double* q_row = &q[static_cast<size_t>(((b * p.seqlen_q + i) * p.heads_q + h) * D)];
         double max_score = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
+          const double* k_row = &k[static_cast<size_t>(((b * p.seqlen_k + j) * p.heads_kv + hk) * D)];
           double dot = 0;
-          for (int64_t d = 0; d < p.head_dim; ++d) dot += q_row[d] * at(c.k, c.layout, b, j, hk, d);
+          for (int64_t d = 0; d < D; ++d) dot += q_row[d] * k_row[d];
           scores[j] = dot * static_cast<double>(p.softmax_scale);
           max_score = std::max(max_score, scores[j]);
         }
@@ -91,10 +111,11 @@ Reference reference_attention(const AttentionCase& c) {
           scores[j] = std::exp(scores[j] - max_score);
           sum += scores[j];
         }
-        double* o = &ref.out[static_cast<size_t>(((b * p.seqlen_q + i) * p.heads_q + h) * p.head_dim)];
+        double* o = &ref.out[static_cast<size_t>(((b * p.seqlen_q + i) * p.heads_q + h) * D)];
         for (int64_t j = 0; j < visible; ++j) {
           const double w = scores[j] / sum;
-          for (int64_t d = 0; d < p.head_dim; ++d) o[d] += w * at(c.v, c.layout, b, j, hk, d);
+          const double* v_row = &v[static_cast<size_t>(((b * p.seqlen_k + j) * p.heads_kv + hk) * D)];
+          for (int64_t d = 0; d < D; ++d) o[d] += w * v_row[d];
         }
         ref.lse[static_cast<size_t>((b * p.heads_q + h) * p.seqlen_q + i)] = max_score + std::log(sum);
       }
