@@ -121,7 +121,7 @@ PluginSet load_plugins(const PluginSearch& search) {
     } else if (fs::exists(path, ec)) {
       files.push_back(path);
     } else if (std::find(search.paths.begin(), search.paths.end(), path) != search.paths.end()) {
-      set.errors.push_back({path, "no such file or directory"});
+      set.errors.push_back({path, path.string() + ": no such file or directory"});
     }
   }
   std::set<fs::path> loaded_files;

@@ -23,6 +23,8 @@ class HostTensor {
   const std::vector<int64_t>& strides() const { return strides_; }
   int64_t numel() const;
   void* data() { return storage_.data(); }
+  // Bytes of backing storage (gaps between strided rows included), for copies to a device.
+  size_t storage_bytes() const { return storage_.size(); }
 
   double get(const int64_t* index) const;
   void set(const int64_t* index, double value);
