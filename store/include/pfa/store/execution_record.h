@@ -4,6 +4,7 @@
 
 #include <pfa/problem.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +49,13 @@ struct ExecutionRecord {
   bool simulated = false;       // cost figures are modelled
   RecordSource source = RecordSource::engine;
   Text<16> pfa_version{};
+  // Appended after the first version of this struct; keep new fields at the end.
+  int32_t status = 0;           // pfa_status of the run (0 = ok)
+  bool approximate = false;     // the backend is approximate by design
+  double wall_s = 0;            // host-measured wall time, also for simulated backends
+  Text<64> detail{};            // the backend's word on which internal path ran ("avx512", "sm90a")
 };
+
+const char* source_name(RecordSource source) noexcept;  // "engine", "bench", "evaluate", "imported"
 
 }  // namespace pfa::store
