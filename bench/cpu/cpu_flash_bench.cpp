@@ -1,0 +1,226 @@
+// cpu_flash against LibTorch's CPU attention on the same inputs, in one process.
+//
+// Baseline = the faster of LibTorch's fused attention entry point (1.13: _scaled_dot_product_
+// attention; 2.x: scaled_dot_product_attention) and the explicit math formulation
+// (matmul, softmax, matmul), both with every core. FLOPs = 4 * B * H * L^2 * D, halved when
+// causal. Each cell: one warm-up, then the median of repeats. Writes a markdown table headed with
+// machine, date, commit, LibTorch version, threads and load.
+//
+//   cpu_flash_bench [--quick] [--repeats N] [--max-len L] [--out FILE] [--repo DIR]
+#include <pfa/kernels/cpu/cpu_info.h>
+#include <pfa/kernels/cpu/flash_attention.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace cpu = pfa::kernels::cpu;
+using Clock = std::chrono::steady_clock;
+
+std::string shell(const std::string& command) {
+  std::string out;
+  if (FILE* f = popen(command.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// Median seconds of `repeats` timed calls after one warm-up; stops early past `budget_s`.
+double time_median(const std::function<void()>& fn, int repeats, double budget_s) {
+  fn();
+  std::vector<double> t;
+  const auto start = Clock::now();
+  for (int i = 0; i < repeats; ++i) {
+    const auto a = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+    if (i >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > budget_s) break;
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Lets the other library's spinning worker threads go idle before the next timing.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+
+struct Cell {
+  std::string dtype;
+  int64_t len, dim;
+  bool causal;
+  double flash_s, sdpa_s, math_s, rel_err;
+  std::string isa;
+};
+
+at::Tensor torch_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
+#else
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, {}, 0.0, false, causal));
+#endif
+}
+
+at::Tensor torch_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& mask, double scale) {
+  at::Tensor s = at::matmul(q, k.transpose(-2, -1)).mul_(scale);
+  if (mask.defined()) s.masked_fill_(mask, -std::numeric_limits<double>::infinity());
+  return at::matmul(at::softmax(s, -1), v);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  int repeats = 5;
+  int64_t max_len = 8192;
+  std::string out_path, repo = PFA_SOURCE_DIR;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--repeats" && i + 1 < argc) repeats = std::atoi(argv[++i]);
+    else if (a == "--max-len" && i + 1 < argc) max_len = std::atoll(argv[++i]);
+    else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
+    else if (a == "--repo" && i + 1 < argc) repo = argv[++i];
+    else {
+      std::cerr << "usage: cpu_flash_bench [--quick] [--repeats N] [--max-len L] [--out FILE] "
+                   "[--repo DIR]\n";
+      return 2;
+    }
+  }
+  const int threads = static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(threads);
+  at::manual_seed(1234);
+
+  char date[32], stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d", std::gmtime(&now));
+  if (out_path.empty()) out_path = repo + "/bench/results/cpu_flash_" + stamp + ".md";
+  const std::string commit = shell("git -C '" + repo + "' rev-parse --short HEAD 2>/dev/null");
+  const std::string load_before = shell("cat /proc/loadavg");
+
+  std::ostringstream isa_list;
+  for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512, cpu::Isa::avx512_bf16, cpu::Isa::amx})
+    if (cpu::isa_available(isa)) isa_list << cpu::isa_name(isa) << ' ';
+
+  const int64_t batch = 1, heads = 8;
+  std::vector<int64_t> lens = {128, 256, 512, 1024, 2048, 4096, 8192};
+  if (quick) lens = {256, 1024, 4096};
+  std::vector<Cell> cells;
+  for (const char* dtype_name : {"fp32", "bf16"}) {
+    const bool bf16 = std::string(dtype_name) == "bf16";
+    const auto st = bf16 ? at::kBFloat16 : at::kFloat;
+    for (int64_t dim : {64, 128}) {
+      for (bool causal : {false, true}) {
+        for (int64_t len : lens) {
+          if (len > max_len) continue;
+          // BHSD tensors, as LibTorch wants them; cpu_flash reads the same memory through strides.
+          at::Tensor q = at::randn({batch, heads, len, dim}).to(st);
+          at::Tensor k = at::randn({batch, heads, len, dim}).to(st);
+          at::Tensor v = at::randn({batch, heads, len, dim}).to(st);
+          at::Tensor out = at::empty_like(q);
+          pfa::kernels::AttentionParams p;
+          p.q = q.data_ptr();
+          p.k = k.data_ptr();
+          p.v = v.data_ptr();
+          p.out = out.data_ptr();
+          p.batch = batch;
+          p.heads_q = p.heads_kv = heads;
+          p.seqlen_q = p.seqlen_k = len;
+          p.head_dim = dim;
+          for (int64_t* s : {p.q_stride, p.k_stride, p.v_stride, p.o_stride}) {
+            s[0] = heads * len * dim;
+            s[1] = dim;
+            s[2] = len * dim;
+          }
+          p.dtype = bf16 ? pfa::kernels::DType::bf16 : pfa::kernels::DType::fp32;
+          p.causal = causal;
+          p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)));
+
+          const double budget = len >= 4096 ? 6.0 : 2.0;
+          const int reps = len >= 4096 ? std::min(repeats, 3) : repeats;
+          Cell c{dtype_name, len, dim, causal, 0, 0, 0, 0, ""};
+          at::Tensor mask;
+          if (causal) mask = at::ones({len, len}, at::kBool).triu(1);
+          at::Tensor ref;
+          c.sdpa_s = time_median([&] { ref = torch_sdpa(q, k, v, causal); }, reps, budget);
+          settle();
+          c.math_s = time_median([&] { torch_math(q, k, v, mask, p.softmax_scale); }, reps, budget);
+          settle();
+          cpu::Isa ran = cpu::Isa::scalar;
+          c.flash_s = time_median([&] { ran = cpu::flash_attention(p); }, repeats, budget);
+          settle();
+          c.isa = cpu::isa_name(ran);
+          const at::Tensor diff = out.to(at::kFloat) - ref.to(at::kFloat);
+          c.rel_err = (diff.norm() / ref.to(at::kFloat).norm()).item<double>();
+          cells.push_back(c);
+          const double flops = 4.0 * batch * heads * len * len * dim * (causal ? 0.5 : 1.0);
+          std::printf("%s D=%3lld %-6s L=%5lld  flash %8.2f GF/s (%s)  sdpa %7.2f  math %7.2f  "
+                      "x%.2f  err %.1e\n",
+                      dtype_name, static_cast<long long>(dim), causal ? "causal" : "full",
+                      static_cast<long long>(len), flops / c.flash_s * 1e-9, c.isa.c_str(),
+                      flops / c.sdpa_s * 1e-9, flops / c.math_s * 1e-9,
+                      std::min(c.sdpa_s, c.math_s) / c.flash_s, c.rel_err);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  const std::string load_after = shell("cat /proc/loadavg");
+
+  std::ostringstream md;
+  md << "# cpu_flash vs LibTorch CPU attention\n\n"
+     << "- machine: " << cpu::cpu_model_name() << ", " << threads << " cores, ISA: "
+     << isa_list.str() << "\n"
+     << "- date: " << date << "\n"
+     << "- commit: " << (commit.empty() ? "unknown" : commit) << "\n"
+     << "- LibTorch " << TORCH_VERSION << ", " << at::get_num_threads()
+     << " threads; baseline = faster of "
+#if TORCH_VERSION_MAJOR >= 2
+     << "`at::scaled_dot_product_attention`"
+#else
+     << "`at::_scaled_dot_product_attention`"
+#endif
+     << " and matmul+softmax+matmul (BLAS: " << (at::hasMKL() ? "MKL" : "system BLAS, OpenBLAS") << ")\n"
+     << "- cpu_flash threads: " << threads << " (oneTBB)\n"
+     << "- load average before / after: " << load_before << " / " << load_after << "\n"
+     << "- B=1, H=8, BHSD inputs; GFLOP/s = 4·B·H·L²·D (halved causal) / median time; "
+     << "ratio = baseline time / cpu_flash time; err = ||cpu_flash - sdpa|| / ||sdpa||\n\n";
+  std::string group;
+  for (const Cell& c : cells) {
+    const std::string g = c.dtype + ", D=" + std::to_string(c.dim) + (c.causal ? ", causal" : "");
+    if (g != group) {
+      group = g;
+      md << "\n## " << g << "\n\n| L | cpu_flash GFLOP/s | path | sdpa GFLOP/s | math GFLOP/s | "
+            "ratio | err |\n|---|---|---|---|---|---|---|\n";
+    }
+    const double flops = 4.0 * batch * heads * c.len * c.len * c.dim * (c.causal ? 0.5 : 1.0);
+    char row[256];
+    std::snprintf(row, sizeof row, "| %lld | %.1f | %s | %.1f | %.1f | %.2fx | %.1e |\n",
+                  static_cast<long long>(c.len), flops / c.flash_s * 1e-9, c.isa.c_str(),
+                  flops / c.sdpa_s * 1e-9, flops / c.math_s * 1e-9,
+                  std::min(c.sdpa_s, c.math_s) / c.flash_s, c.rel_err);
+    md << row;
+  }
+  std::ofstream(out_path) << md.str();
+  std::printf("\nwrote %s\n", out_path.c_str());
+  return 0;
+}
