@@ -26,7 +26,9 @@ AsyncWriter::AsyncWriter(const std::filesystem::path& path, AsyncWriterOptions o
   }
   sequences_ = std::make_unique<std::atomic<uint64_t>[]>(capacity);
   for (size_t i = 0; i < capacity; ++i) sequences_[i].store(i, std::memory_order_relaxed);
-  records_.reset(new RecordBytes[capacity]);  // default-initialised: not touched yet
+  records_.reset(new RecordBytes[capacity]);
+  // Touch every page now: a first-lap enqueue would otherwise pay a page fault every few records.
+  std::memset(static_cast<void*>(records_.get()), 0, capacity * sizeof(RecordBytes));
   batch_.reserve(batch_size_);
   thread_ = std::thread([this] { run(); });
 }

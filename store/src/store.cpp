@@ -572,8 +572,9 @@ void Store::insert(std::span<const ExecutionRecord> records, std::span<int64_t> 
   sqlite3_stmt* stmt = s.insert_execution.get();
   s.write_transaction(
       [&] {
+        ResetOnExit clear{stmt};  // every row rebinds every column: clear the bindings once
         for (size_t i = 0; i < records.size(); ++i) {
-          ResetOnExit reset{stmt};
+          sqlite3_reset(stmt);
           Binder binder{stmt};
           for_each_column(records[i], binder);
           if (binder.rc != SQLITE_OK) s.fail("cannot bind a record", binder.rc, "");
