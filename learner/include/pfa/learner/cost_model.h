@@ -1,0 +1,123 @@
+// CostModel: an XGBoost regression of log(objective cost per FLOP) on problem features, one booster for all
+// backends (see features.h), saved in XGBoost's own JSON so that Python's xgboost opens it.
+//
+// pfa's own metadata (vocabularies, coverage, measurement counts) rides inside that JSON as the
+// booster attribute "pfa_meta"; XGBoost and its Python package carry it along and ignore it.
+//
+// Thread-safety: an XGBoost booster is not documented as safe to predict from several threads at
+// once, and the proxy DMatrix that makes single-row prediction cheap is per-caller state. A model
+// therefore keeps a few prediction lanes, each its own booster copy, proxy and buffers behind a
+// mutex; a caller takes its thread's lane or any free one. Everything else is immutable.
+#pragma once
+
+#include <pfa/learner/features.h>
+#include <pfa/options.h>
+#include <pfa/store/execution_record.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pfa::learner {
+
+struct FitOptions {
+  Objective objective = Objective::latency;
+  // Trees: enough depth to carve shape regions per backend; eta and rounds keep training well under
+  // a second for 100k rows on two cores.
+  int rounds = 120;
+  int max_depth = 7;
+  double eta = 0.2;
+  double min_child_weight = 1.0;
+  // One thread by default: training runs beside the application's own work, and on a busy machine
+  // OpenMP's spinning threads made small fits 10-100x slower. 0: XGBoost's default (all cores).
+  int threads = 1;
+  // Below this many successful runs of a backend on a device class, or outside the FLOPs range it
+  // was measured on (plus a margin), the router trusts the plugin's estimate instead of the model.
+  int min_rows_per_backend = 8;
+  double coverage_margin_log2 = 2.0;
+  // Simulated backends' modelled costs are learnable too; they compete only in what-if routing.
+  bool include_simulated = true;
+  int prediction_lanes = 2;
+};
+
+// Where the model has seen a backend on a device class.
+struct Coverage {
+  int64_t rows = 0;
+  float min_log2_flops = 0;
+  float max_log2_flops = 0;
+};
+
+class CostModel {
+ public:
+  ~CostModel();
+  CostModel(const CostModel&) = delete;
+  CostModel& operator=(const CostModel&) = delete;
+
+  // Fits on every successful run in `records` that `include` accepts (default: all); failed runs
+  // teach nothing and are skipped. Every successful run, included or not, feeds the per-problem
+  // measurement counts that the router's exploration reads, so held-out runs still count as
+  // measured. Throws pfa::Error(model) when there is nothing to learn from.
+  static std::shared_ptr<const CostModel> fit(
+      std::span<const store::ExecutionRecord> records, const FitOptions& options,
+      const std::function<bool(const store::ExecutionRecord&)>& include = {});
+
+  // XGBoost JSON with pfa's metadata, as to_json() writes it. Throws pfa::Error(model) naming the
+  // problem.
+  static std::shared_ptr<const CostModel> from_json(std::string_view json, int prediction_lanes = 2);
+  static std::shared_ptr<const CostModel> load(const std::filesystem::path& path,
+                                               int prediction_lanes = 2);
+  std::string to_json() const;
+  void save(const std::filesystem::path& path) const;  // throws pfa::Error(io)
+
+  Objective objective() const noexcept { return objective_; }
+  const FeatureSpace& features() const noexcept { return space_; }
+  int64_t trained_rows() const noexcept { return trained_rows_; }
+  int min_rows_per_backend() const noexcept { return min_rows_; }
+
+  // Whether the model has seen enough of this backend on this device class around this problem's
+  // size to be trusted over the plugin's estimate; `why` (optional) says why not.
+  bool covers(int backend_id, int device_class_id, const Problem& problem,
+              const char** why = nullptr) const noexcept;
+  const Coverage* coverage(int backend_id, int device_class_id) const noexcept;
+
+  // Successful runs of backend `backend_id` on the problem with this problem_hash in the records
+  // the model was built from.
+  int measurements(uint64_t problem_hash, int backend_id) const noexcept;
+
+  // Predicted cost (objective's unit) of each backend id on one problem, into `costs`. At most
+  // kMaxBackends ids. Returns false (costs NaN) when XGBoost fails. No allocation by pfa; XGBoost
+  // allocates inside its predict call.
+  bool predict(const Problem& problem, int device_class_id, std::span<const int> backend_ids,
+               std::span<double> costs) const noexcept;
+
+  // Predicted log-cost of many rows of width features().width(); for evaluation. Throws.
+  std::vector<float> predict_log(std::span<const float> rows) const;
+
+  struct Lane;
+
+ private:
+  CostModel() = default;
+  void make_lanes(const std::string& json, int count);
+
+  Objective objective_ = Objective::latency;
+  FeatureSpace space_;
+  int64_t trained_rows_ = 0;
+  int min_rows_ = 8;
+  float margin_ = 2.0f;
+  std::vector<Coverage> coverage_;  // [backend * device_classes + device_class]
+  struct Count {
+    uint64_t problem;
+    int32_t backend;
+    int32_t count;
+  };
+  std::vector<Count> counts_;  // sorted by (problem, backend)
+  std::string json_;           // the model as saved
+  std::vector<std::unique_ptr<Lane>> lanes_;
+};
+
+}  // namespace pfa::learner

@@ -1,0 +1,93 @@
+// LearnedRouter: routes each call by a cost model's predictions, cached per problem bucket, with
+// the plugins' estimates where the model has not seen a backend or size region, and bounded
+// exploration (exploration.h) so that backends the model undervalues still get measured.
+//
+// A call: look the bucket up in the decision cache (decision_cache.h; lock-free, no allocation);
+// on a miss, ask every plugin whether it is eligible, predict each eligible backend's cost with the
+// model in one XGBoost call (or take its estimate), rank them with ties inside the noise band
+// broken by name (ranking.h), and cache the ranking. Then maybe explore.
+//
+// Models swap atomically while calls continue: each objective's model sits behind an atomic
+// shared_ptr, and a generation counter bumped after the swap invalidates every cached decision.
+#pragma once
+
+#include <pfa/learner/cost_model.h>
+#include <pfa/learner/decision_cache.h>
+#include <pfa/learner/exploration.h>
+#include <pfa/learner/ranking.h>
+#include <pfa/router.h>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace pfa::learner {
+
+// The device class a model knows a device by, as the store records it ("cpu", "cuda:sm90").
+// Called once per device type when the router is built.
+using DeviceClassFn = std::function<std::string(int32_t dl_device_type)>;
+
+struct LearnedRouterOptions {
+  ExplorationPolicy exploration;
+  double tie_band = kDefaultTieBand;
+  size_t cache_slots = 4096;
+  // Default: pfa::device_name of the type ("cpu", "cuda"), which matches any trained class of the
+  // same family ("cuda" matches "cuda:sm90"; see FeatureSpace::device_class_id).
+  DeviceClassFn device_class;
+};
+
+struct RouterStats {
+  uint64_t calls = 0;
+  uint64_t misses = 0;        // decisions computed (model or estimates)
+  uint64_t explored = 0;      // calls that ran a backend to measure it
+  uint64_t model_failures = 0;  // predictions XGBoost refused (estimates used instead)
+  uint64_t generation = 0;    // bumped at every model swap
+};
+
+class LearnedRouter final : public Router {
+ public:
+  // `plugins` must outlive the router (the engine guarantees it).
+  explicit LearnedRouter(const PluginList& plugins, LearnedRouterOptions options = {});
+  ~LearnedRouter() override;
+
+  std::string_view name() const noexcept override { return "learned"; }
+  void choose(const Problem& problem, const RoutingPolicy& policy,
+              Decision& decision) noexcept override;
+  Explanation explain(const Problem& problem, const RoutingPolicy& policy) override;
+  void observe(const Problem& problem, const RoutingPolicy& policy,
+               const Outcome& outcome) noexcept override;
+
+  // Serves the model's objective from now on (null clears it: estimates only). Safe while calls
+  // continue; every cached decision is invalidated.
+  void set_model(std::shared_ptr<const CostModel> model);
+  void clear_model(Objective objective);
+  std::shared_ptr<const CostModel> model(Objective objective) const;
+
+  RouterStats stats() const noexcept;
+  const LearnedRouterOptions& options() const noexcept { return options_; }
+
+ private:
+  struct ModelState;
+  struct Ranked;
+  // Ranks the eligible backends (no exploration). Allocation-free but for XGBoost's own.
+  void rank(const Problem& problem, const RoutingPolicy& policy, const ModelState* state,
+            Ranked& out) noexcept;
+  std::shared_ptr<const ModelState> state(Objective objective) const noexcept;
+  uint64_t next_random() noexcept;
+  void put_first(Decision& decision, uint16_t slot) noexcept;
+
+  const PluginList& plugins_;
+  LearnedRouterOptions options_;
+  std::array<std::string_view, kMaxBackends> names_{};
+  std::array<std::string, 32> device_classes_;  // per DLDeviceType
+  std::atomic<std::shared_ptr<const ModelState>> models_[3];
+  std::atomic<uint64_t> generation_{1};
+  DecisionCache cache_;
+  ExplorationBudget budget_;
+  std::atomic<uint64_t> misses_{0};
+  std::atomic<uint64_t> model_failures_{0};
+};
+
+}  // namespace pfa::learner

@@ -1,0 +1,51 @@
+// Training a cost model from execution records, with held-out quality.
+//
+// Records are split by problem (all runs of one shape on one device class fall on the same side),
+// by a fixed hash, so the held-out problems are the same in every retrain and in every process:
+// an old and a new model are then compared on problems neither was trained on, and the held-out
+// score says how the model does on shapes it has not seen.
+#pragma once
+
+#include <pfa/learner/cost_model.h>
+#include <pfa/learner/routing_quality.h>
+#include <pfa/store/execution_record.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+namespace pfa::learner {
+
+struct TrainOptions {
+  FitOptions fit;
+  // Share of problems held out for metrics; 0 trains on everything and reports no held-out scores.
+  double holdout_fraction = 0.2;
+  uint64_t split_salt = 0x7066615f73706c74ull;
+  double tie_band = kDefaultTieBand;
+};
+
+struct ModelMetrics {
+  Objective objective = Objective::latency;
+  size_t records = 0;          // given
+  size_t failed = 0;           // failed runs: skipped, nothing learned
+  size_t train_rows = 0;       // successful runs fitted
+  size_t holdout_rows = 0;     // successful runs held out
+  double holdout_rmse_log = 0; // RMSE of natural-log cost on held-out runs; NaN without any
+  RoutingQuality holdout;      // share of oracle on held-out problems
+  double seconds = 0;          // wall time of the whole training
+  std::string to_json() const; // the store's metrics_json
+};
+
+struct TrainResult {
+  std::shared_ptr<const CostModel> model;
+  ModelMetrics metrics;
+};
+
+// True when the problem of `record` falls in the held-out part.
+bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept;
+
+// Fits on the training problems, scores on the held-out ones. Throws pfa::Error(model) when there
+// are fewer than two successful training runs.
+TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOptions& options = {});
+
+}  // namespace pfa::learner

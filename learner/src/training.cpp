@@ -1,0 +1,93 @@
+#include <pfa/learner/training.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace pfa::learner {
+
+namespace {
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+}  // namespace
+
+std::string ModelMetrics::to_json() const {
+  nlohmann::json j;
+  j["objective"] = objective_name(objective);
+  j["records"] = records;
+  j["failed"] = failed;
+  j["train_rows"] = train_rows;
+  j["holdout_rows"] = holdout_rows;
+  j["holdout_rmse_log"] = number(holdout_rmse_log);
+  j["holdout_groups"] = holdout.groups;
+  j["geomean_share_of_oracle"] = number(holdout.geomean_share_of_oracle);
+  j["worst_share_of_oracle"] = number(holdout.worst_share_of_oracle);
+  j["worst_problem"] = holdout.worst_problem;
+  j["seconds"] = seconds;
+  return j.dump();
+}
+
+bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {
+  if (options.holdout_fraction <= 0) return false;
+  uint64_t h = problem_hash(record.problem, store::text(record.device_class)) ^ options.split_salt;
+  // splitmix64 finaliser: spreads the FNV hash's low bits.
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < options.holdout_fraction;
+}
+
+TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  TrainResult result;
+  ModelMetrics& m = result.metrics;
+  m.objective = options.fit.objective;
+  m.records = records.size();
+  std::vector<char> held(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!records[i].ok) ++m.failed;
+    held[i] = is_held_out(records[i], options);
+  }
+  // The filters receive references into `records`: their index gives the split.
+  auto index = [&](const store::ExecutionRecord& r) { return static_cast<size_t>(&r - records.data()); };
+  auto in_fit = [&](const store::ExecutionRecord& r) { return !held[index(r)]; };
+  auto in_holdout = [&](const store::ExecutionRecord& r) { return held[index(r)] != 0; };
+  result.model = CostModel::fit(records, options.fit, in_fit);
+  m.train_rows = static_cast<size_t>(result.model->trained_rows());
+
+  // Held-out RMSE of log-cost, only over backends and device classes the model knows.
+  const FeatureSpace& space = result.model->features();
+  std::vector<float> rows;
+  std::vector<double> truth;
+  for (const auto& r : records) {
+    if (!in_holdout(r)) continue;
+    const double cost = record_cost(r, options.fit.objective);
+    if (!std::isfinite(cost) || (r.simulated && !options.fit.include_simulated)) continue;
+    const int b = space.backend_id(store::text(r.backend));
+    const int d = space.device_class_id(store::text(r.device_class));
+    if (b < 0 || d < 0) continue;
+    rows.resize(rows.size() + space.width());
+    space.encode(r.problem, d, b, &rows[rows.size() - space.width()]);
+    truth.push_back(std::log(cost));
+  }
+  m.holdout_rows = truth.size();
+  m.holdout_rmse_log = std::numeric_limits<double>::quiet_NaN();
+  if (!truth.empty()) {
+    const auto predicted = result.model->predict_log(rows);
+    double sum = 0;
+    for (size_t i = 0; i < truth.size(); ++i) {
+      const double e = static_cast<double>(predicted[i]) - truth[i];
+      sum += e * e;
+    }
+    m.holdout_rmse_log = std::sqrt(sum / static_cast<double>(truth.size()));
+  }
+  m.holdout = evaluate_routing(*result.model, records, options.tie_band, in_holdout);
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace pfa::learner

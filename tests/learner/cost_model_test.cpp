@@ -1,0 +1,202 @@
+// The cost model: features, ranking, training, held-out metrics, and the XGBoost JSON round trip.
+#include "synthetic.h"
+
+#include <pfa/error.h>
+#include <pfa/learner/cost_model.h>
+#include <pfa/learner/features.h>
+#include <pfa/learner/ranking.h>
+#include <pfa/learner/training.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+namespace pfa::learner {
+namespace {
+
+using test::kAlpha;
+using test::kBeta;
+using test::kGamma;
+
+TEST(Features, ShapeFeaturesAreLogScaleAndProblemHashIsStable) {
+  Problem p = make_problem(2, 16, 4, 1024, 2048, 128, PFA_DTYPE_BF16, true);
+  float f[kShapeFeatures];
+  shape_features(p, f);
+  EXPECT_FLOAT_EQ(f[0], 1.0f);   // batch 2
+  EXPECT_FLOAT_EQ(f[1], 4.0f);   // heads_q 16
+  EXPECT_FLOAT_EQ(f[2], 2.0f);   // heads_kv 4
+  EXPECT_FLOAT_EQ(f[3], 2.0f);   // GQA ratio 4
+  EXPECT_FLOAT_EQ(f[4], 10.0f);  // seqlen_q
+  EXPECT_FLOAT_EQ(f[5], 11.0f);  // seqlen_k
+  EXPECT_FLOAT_EQ(f[6], 7.0f);   // head_dim
+  EXPECT_NEAR(f[7], std::log2(attention_flops(p)), 1e-4);
+  EXPECT_FLOAT_EQ(f[9], static_cast<float>(PFA_DTYPE_BF16));
+  EXPECT_FLOAT_EQ(f[10], 1.0f);
+
+  const uint64_t h = problem_hash(p, "cpu");
+  Problem scaled = p;
+  scaled.softmax_scale = 0.5f;
+  EXPECT_EQ(problem_hash(scaled, "cpu"), h);
+  EXPECT_NE(problem_hash(p, "cuda:sm90"), h);
+  p.causal = 0;
+  EXPECT_NE(problem_hash(p, "cpu"), h);
+}
+
+TEST(Features, DeviceClassesMatchByFamily) {
+  FeatureSpace space({"a", "b"}, {"cpu", "cuda:sm90"});
+  EXPECT_EQ(space.width(), kShapeFeatures + 4);
+  EXPECT_EQ(space.device_class_id("cuda:sm90"), 1);
+  EXPECT_EQ(space.device_class_id("cuda"), 1);
+  EXPECT_EQ(space.device_class_id("rocm"), -1);
+  EXPECT_EQ(space.backend_id("b"), 1);
+  EXPECT_EQ(space.backend_id("c"), -1);
+  std::vector<float> row(space.width());
+  space.encode(make_problem(1, 8, 8, 64, 64, 64, PFA_DTYPE_FP32, false), 1, 0, row.data());
+  EXPECT_EQ(row[kShapeFeatures + 0], 0.0f);
+  EXPECT_EQ(row[kShapeFeatures + 1], 1.0f);
+  EXPECT_EQ(row[kShapeFeatures + 2], 1.0f);
+  EXPECT_EQ(row[kShapeFeatures + 3], 0.0f);
+}
+
+TEST(Ranking, TiesInsideTheNoiseBandGoByName) {
+  const std::string_view names[] = {"zeta", "beta", "alpha", "delta"};
+  const double cost[] = {1.00, 1.02, 1.50, 1.01};
+  uint16_t order[] = {0, 1, 2, 3};
+  rank_by_cost(order, 4, cost, names, 0.03);
+  // zeta, beta and delta are within 3% of the best: name order; alpha is slower.
+  EXPECT_EQ(order[0], 1);
+  EXPECT_EQ(order[1], 3);
+  EXPECT_EQ(order[2], 0);
+  EXPECT_EQ(order[3], 2);
+  uint16_t strict[] = {0, 1, 2, 3};
+  rank_by_cost(strict, 4, cost, names, 0.0);
+  EXPECT_EQ(strict[0], 0);
+}
+
+TEST(CostModel, LearnsTheSyntheticCostFunction) {
+  const auto records = test::make_records(200, 2, 1);
+  TrainOptions options;
+  const TrainResult result = train(records, options);
+  const ModelMetrics& m = result.metrics;
+  EXPECT_EQ(m.records, records.size());
+  EXPECT_GT(m.train_rows, records.size() / 2);
+  EXPECT_GT(m.holdout_rows, 0u);
+  EXPECT_EQ(m.train_rows + m.holdout_rows, records.size());
+  EXPECT_LT(m.holdout_rmse_log, 0.3);
+  EXPECT_GT(m.holdout.groups, 10u);
+  EXPECT_GT(m.holdout.geomean_share_of_oracle, 0.93);
+  const auto metrics = nlohmann::json::parse(m.to_json());
+  EXPECT_EQ(metrics["objective"], "latency");
+  EXPECT_TRUE(metrics.contains("geomean_share_of_oracle"));
+}
+
+TEST(CostModel, FailedRunsTeachNothing) {
+  auto records = test::make_records(60, 1, 2);
+  const size_t good = records.size();
+  // Failed runs with absurd latencies: if they were learned from, beta would look terrible.
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 500; ++i) {
+    records.push_back(test::make_record(test::random_problem(rng), kBeta, 1e3, false));
+  }
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  const auto result = train(records, options);
+  EXPECT_EQ(result.metrics.failed, 500u);
+  EXPECT_EQ(result.metrics.train_rows, good);
+  const Problem big = make_problem(4, 16, 16, 4096, 4096, 128, PFA_DTYPE_FP32, false);
+  const int beta = result.model->features().backend_id("beta");
+  double predicted = 0;
+  ASSERT_TRUE(result.model->predict(big, 0, std::span<const int>(&beta, 1),
+                                    std::span<double>(&predicted, 1)));
+  EXPECT_LT(predicted, 10 * test::true_latency(kBeta, big));
+
+  std::vector<store::ExecutionRecord> only_failed(records.begin() + static_cast<long>(good),
+                                                  records.end());
+  try {
+    train(only_failed, options);
+    FAIL() << "training on failed runs only must throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::model);
+    EXPECT_NE(std::string(e.what()).find("pfa-tune bench"), std::string::npos);
+  }
+}
+
+TEST(CostModel, SaveLoadRoundTripKeepsPredictionsAndXGBoostFormat) {
+  const auto records = test::make_records(80, 1, 4);
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  const auto model = train(records, options).model;
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("pfa_model_" + std::to_string(::getpid()) + ".json");
+  model->save(path);
+  const auto loaded = CostModel::load(path);
+  std::filesystem::remove(path);
+
+  const std::vector<int> ids = {0, 1, 2};
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 50; ++i) {
+    const Problem p = test::random_problem(rng);
+    std::vector<double> a(3), b(3);
+    ASSERT_TRUE(model->predict(p, 0, ids, a));
+    ASSERT_TRUE(loaded->predict(p, 0, ids, b));
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(a[k], b[k]);
+    EXPECT_EQ(model->measurements(problem_hash(p, "cpu"), 1),
+              loaded->measurements(problem_hash(p, "cpu"), 1));
+  }
+  EXPECT_EQ(loaded->features().backends(), model->features().backends());
+  EXPECT_EQ(loaded->trained_rows(), model->trained_rows());
+  EXPECT_EQ(loaded->to_json(), model->to_json());
+
+  // XGBoost's own JSON schema: version, learner.gradient_booster, learner_model_param, objective.
+  const auto doc = nlohmann::json::parse(model->to_json());
+  ASSERT_TRUE(doc.contains("version"));
+  EXPECT_EQ(doc["version"][0], 1);
+  const auto& learner = doc["learner"];
+  EXPECT_EQ(learner["gradient_booster"]["name"], "gbtree");
+  EXPECT_EQ(learner["objective"]["name"], "reg:squarederror");
+  EXPECT_EQ(learner["learner_model_param"]["num_feature"],
+            std::to_string(model->features().width()));
+  EXPECT_EQ(learner["feature_names"].size(), model->features().width());
+  EXPECT_EQ(learner["feature_names"][0], "log2_batch");
+  EXPECT_GT(learner["gradient_booster"]["model"]["trees"].size(), 10u);
+  const auto meta = nlohmann::json::parse(learner["attributes"]["pfa_meta"].get<std::string>());
+  EXPECT_EQ(meta["format"], "pfa-cost-model");
+  EXPECT_EQ(meta["objective"], "latency");
+}
+
+TEST(CostModel, RejectsJsonItDidNotWrite) {
+  EXPECT_THROW(CostModel::from_json("not json"), Error);
+  EXPECT_THROW(CostModel::from_json(R"({"learner": {"attributes": {}}})"), Error);
+  EXPECT_THROW(CostModel::load("/nonexistent/model.json"), Error);
+}
+
+TEST(CostModel, CoverageSaysWhereTheModelWasTrained) {
+  // Only small problems of alpha and beta: gamma unseen, big problems outside the range.
+  std::vector<store::ExecutionRecord> records;
+  for (int64_t seq : {32, 64, 128}) {
+    for (int rep = 0; rep < 5; ++rep) {
+      const Problem p = make_problem(1, 8, 8, seq, seq, 64, PFA_DTYPE_FP32, rep % 2);
+      records.push_back(test::make_record(p, kAlpha, test::true_latency(kAlpha, p)));
+      records.push_back(test::make_record(p, kBeta, test::true_latency(kBeta, p)));
+    }
+  }
+  FitOptions options;
+  const auto model = CostModel::fit(records, options);
+  const Problem small = make_problem(1, 8, 8, 64, 64, 64, PFA_DTYPE_FP32, false);
+  const Problem huge = make_problem(8, 32, 32, 16384, 16384, 128, PFA_DTYPE_FP32, false);
+  const char* why = nullptr;
+  EXPECT_TRUE(model->covers(model->features().backend_id("alpha"), 0, small));
+  EXPECT_FALSE(model->covers(model->features().backend_id("alpha"), 0, huge, &why));
+  EXPECT_NE(std::string(why).find("outside"), std::string::npos);
+  EXPECT_FALSE(model->covers(model->features().backend_id("gamma"), 0, small, &why));
+  EXPECT_NE(std::string(why).find("never seen"), std::string::npos);
+  // seq 64, not causal: repetitions 0, 2 and 4.
+  EXPECT_EQ(model->measurements(problem_hash(small, "cpu"), model->features().backend_id("beta")),
+            3);
+  (void)kGamma;
+}
+
+}  // namespace
+}  // namespace pfa::learner
