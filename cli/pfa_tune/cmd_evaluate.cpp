@@ -1,0 +1,193 @@
+// pfa-tune evaluate: for each shape, measures every eligible backend, and scores the router's
+// choice against the fastest (the oracle) — TenSet's top-1 share of oracle — beside every fixed
+// backend and the best fixed sequence-length threshold rule.
+#include "../common/measure.h"
+#include "../common/progress.h"
+#include "context.h"
+#include "gated_observer.h"
+#include "shape_source.h"
+
+#include <pfa/store/store_observer.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+
+namespace pfa::tune {
+
+namespace {
+
+struct EvaluateOptions {
+  ShapeSource shapes;
+  int repeat = 5;
+  int warmup = 1;
+  std::string objective = "latency";
+};
+
+struct ShapeResult {
+  Problem problem;
+  std::map<std::string, double> cost;  // measured median per backend
+  std::string chosen, oracle;
+};
+
+struct Score {
+  double geomean = std::numeric_limits<double>::quiet_NaN();
+  double worst = std::numeric_limits<double>::quiet_NaN();
+  std::string worst_shape;
+  size_t served = 0;
+};
+
+// Scores a policy that picks one backend per shape; shapes where its pick was not measured count
+// as unserved and are left out of the geometric mean.
+template <class Pick>
+Score score(const std::vector<ShapeResult>& shapes, Pick pick) {
+  Score s;
+  double log_sum = 0;
+  s.worst = 1.0;
+  for (const auto& r : shapes) {
+    const auto it = r.cost.find(pick(r));
+    if (it == r.cost.end() || r.oracle.empty()) continue;
+    const double share = r.cost.at(r.oracle) / it->second;
+    log_sum += std::log(share);
+    ++s.served;
+    if (share <= s.worst) s.worst = share, s.worst_shape = to_string(r.problem);
+  }
+  if (s.served) s.geomean = std::exp(log_sum / static_cast<double>(s.served));
+  else s.worst = std::numeric_limits<double>::quiet_NaN();
+  return s;
+}
+
+nlohmann::json to_json(const Score& s) {
+  auto number = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
+  return {{"geomean_share_of_oracle", number(s.geomean)},
+          {"worst_share_of_oracle", number(s.worst)},
+          {"worst_shape", s.worst_shape},
+          {"served", s.served}};
+}
+
+void run_evaluate(const Context& context, const EvaluateOptions& o) {
+  const auto problems = o.shapes.problems();
+  const RoutingPolicy policy{parse_objective(o.objective), 0.0, false};
+  auto recorder = std::make_shared<store::StoreObserver>(context.resolved_store_path(),
+                                                         store::AsyncWriterOptions{},
+                                                         store::RecordSource::evaluate);
+  auto gate = std::make_shared<GatedObserver>(recorder);
+  const auto engine = context.make_engine(gate, /*learned=*/true);
+  std::mt19937_64 rng(std::random_device{}());
+  std::vector<ShapeResult> results;
+  std::set<std::string> backends;
+  cli::Progress progress("evaluate", problems.size(), context.quiet || context.json);
+  for (const auto& problem : problems) {
+    ShapeResult r;
+    r.problem = problem;
+    r.chosen = engine->explain(problem, policy).chosen;
+    cli::ProblemTensors tensors(problem, rng);
+    for (const auto& plugin : engine->plugins()) {
+      if (!eligible(*plugin, problem, policy, nullptr, 0)) continue;
+      gate->open(false);
+      cli::measure(*engine, tensors, plugin->name(), o.warmup, 0);
+      gate->open(true);
+      const auto m = cli::measure(*engine, tensors, plugin->name(), 0, o.repeat);
+      gate->open(false);
+      if (!m.ok) continue;
+      const double cost = policy.objective == Objective::latency ? m.median_s
+                          : policy.objective == Objective::energy
+                              ? (m.energy_j >= 0 ? m.energy_j : m.median_s * 100.0)
+                              : (m.energy_j >= 0 ? m.energy_j : m.median_s * 100.0) * m.median_s;
+      r.cost[plugin->name()] = cost;
+      backends.insert(plugin->name());
+      if (r.oracle.empty() || cost < r.cost[r.oracle]) r.oracle = plugin->name();
+    }
+    progress.step(to_string(problem));
+    results.push_back(std::move(r));
+  }
+  progress.finish();
+  recorder->writer().flush();
+
+  const Score router = score(results, [](const ShapeResult& r) { return r.chosen; });
+  std::map<std::string, Score> fixed;
+  for (const auto& b : backends) fixed[b] = score(results, [&](const ShapeResult&) { return b; });
+  // The best rule of the form "A up to T keys, B above", T over the lengths seen: an oracle-tuned
+  // threshold, the strongest baseline of its kind.
+  std::set<int64_t> lengths;
+  for (const auto& r : results) lengths.insert(r.problem.seqlen_k);
+  Score best_rule;
+  std::string best_rule_text;
+  for (const auto& a : backends)
+    for (const auto& b : backends) {
+      if (a == b) continue;
+      for (int64_t t : lengths) {
+        const Score s = score(results, [&](const ShapeResult& r) {
+          return r.problem.seqlen_k <= t ? a : b;
+        });
+        if (s.served == results.size() && (std::isnan(best_rule.geomean) || s.geomean > best_rule.geomean)) {
+          best_rule = s;
+          best_rule_text = fmt::format("{} up to seqlen_k {}, {} above", a, t, b);
+        }
+      }
+    }
+
+  if (context.json) {
+    nlohmann::json shapes = nlohmann::json::array();
+    for (const auto& r : results) {
+      nlohmann::json costs = nlohmann::json::object();
+      for (const auto& [b, c] : r.cost) costs[b] = c;
+      const auto chosen = r.cost.find(r.chosen);
+      shapes.push_back({{"shape", to_string(r.problem)},
+                        {"chosen", r.chosen},
+                        {"oracle", r.oracle},
+                        {"costs", costs},
+                        {"share_of_oracle", chosen == r.cost.end() || r.oracle.empty()
+                                                ? nlohmann::json(nullptr)
+                                                : nlohmann::json(r.cost.at(r.oracle) / chosen->second)}});
+    }
+    nlohmann::json out = to_json(router);
+    out["objective"] = objective_name(policy.objective);
+    out["router"] = engine->router().name();
+    out["shapes"] = shapes;
+    out["fixed_backends"] = nlohmann::json::object();
+    for (const auto& [b, s] : fixed) out["fixed_backends"][b] = to_json(s);
+    out["threshold_rule"] = to_json(best_rule);
+    out["threshold_rule"]["rule"] = best_rule_text;
+    context.print_json(out);
+    return;
+  }
+  fmt::print("{:<100} {:<13} {:<13} {:>7}\n", "shape", "router", "oracle", "share");
+  for (const auto& r : results) {
+    const auto chosen = r.cost.find(r.chosen);
+    fmt::print("{:<100} {:<13} {:<13} {:>7}\n", to_string(r.problem), r.chosen, r.oracle,
+               chosen == r.cost.end() || r.oracle.empty()
+                   ? "-" : fmt::format("{:.3f}", r.cost.at(r.oracle) / chosen->second));
+  }
+  fmt::print("\n{:<40} {:>10} {:>8} {:>8}\n", "policy", "geomean", "worst", "served");
+  auto line = [&](const std::string& name, const Score& s) {
+    fmt::print("{:<40} {:>10.3f} {:>8.3f} {:>5}/{}\n", name, s.geomean, s.worst, s.served,
+               results.size());
+  };
+  line(fmt::format("router ({})", engine->router().name()), router);
+  for (const auto& [b, s] : fixed) line("always " + b, s);
+  if (!best_rule_text.empty()) line("best threshold rule", best_rule);
+  if (!best_rule_text.empty()) fmt::print("  (the rule: {})\n", best_rule_text);
+}
+
+}  // namespace
+
+void add_evaluate_command(CLI::App& app, Context& context) {
+  auto options = std::make_shared<EvaluateOptions>();
+  auto* cmd = app.add_subcommand(
+      "evaluate", "Measure every backend on each shape and score the router's choice against the "
+                  "fastest (share of oracle), beside each fixed backend and the best threshold "
+                  "rule.\nExample: pfa-tune evaluate --shapes unseen.csv --json");
+  options->shapes.add_options(*cmd);
+  cmd->add_option("--repeat", options->repeat, "timed runs per backend and shape (default 5)");
+  cmd->add_option("--warmup", options->warmup, "untimed runs first (default 1)");
+  cmd->add_option("--objective", options->objective, "latency, energy or energy_delay");
+  cmd->callback([&context, options] { run_evaluate(context, *options); });
+}
+
+}  // namespace pfa::tune

@@ -1,0 +1,62 @@
+#include "context.h"
+
+#include <pfa/learner/cost_model.h>
+#include <pfa/learner/learned_router.h>
+#include <pfa/store/store.h>
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <sstream>
+
+namespace pfa::tune {
+
+std::filesystem::path Context::resolved_store_path() const {
+  return store_path.empty() ? store::Store::default_path() : std::filesystem::path(store_path);
+}
+
+std::unique_ptr<store::Store> Context::open_store() const {
+  return std::make_unique<store::Store>(resolved_store_path());
+}
+
+std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> observer,
+                                             bool learned) const {
+  EngineOptions options;
+  if (learned) {
+    // The store's active model for each objective; estimates where there is none.
+    std::vector<std::shared_ptr<const learner::CostModel>> models;
+    const auto store = open_store();
+    for (Objective objective : {Objective::latency, Objective::energy, Objective::energy_delay}) {
+      const auto active = store->active_model(objective_name(objective));
+      if (!active) continue;
+      try {
+        models.push_back(learner::CostModel::from_json(active->model_json));
+      } catch (const Error& e) {
+        fmt::print(stderr, "pfa-tune: ignoring the active {} model {}: {}\n",
+                   objective_name(objective), active->id, e.what());
+      }
+    }
+    options.make_router = [models](const PluginList& plugins) {
+      auto router = std::make_shared<learner::LearnedRouter>(plugins);
+      for (const auto& model : models) router->set_model(model);
+      return router;
+    };
+  }
+  for (const auto& p : plugin_paths) options.plugins.paths.emplace_back(p);
+  options.observer = std::move(observer);
+  return std::make_unique<Engine>(std::move(options));
+}
+
+void Context::print_json(const nlohmann::json& value) const { std::cout << value.dump(2) << "\n"; }
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace pfa::tune
