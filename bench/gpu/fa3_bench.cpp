@@ -1,0 +1,265 @@
+// Benchmark: cuda_fa3's kernels beside PyTorch SDPA with each backend forced (flash, cuDNN,
+// memory-efficient), same inputs, same stream, one run. The FlashAttention-3 paper's grid:
+// B*L = 16k tokens, H*D = 2048, L = 512..16384, D = 64/128/256, causal and not, bf16 and fp16.
+// FLOPs = 4*B*H*L^2*D, halved when causal. CUDA-event timing after warm-up, median of repeats,
+// two input sets alternated so the L2 (50 MB) never holds the next call's inputs.
+// Prints a markdown table (card, date, commit, TFLOP/s, ratio to cuDNN) and an accuracy check.
+#include <torch/version.h>
+
+#if TORCH_VERSION_MAJOR >= 2
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/util/Exception.h>
+#include <pfa/kernels/cuda/attention_cuda.h>
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace kc = pfa::kernels::cuda;
+
+struct Options {
+  std::string commit = "unknown";
+  std::string out;      // markdown file; stdout always gets it too
+  bool quick = false;   // a few cells only
+  bool variants = false;  // time every sm_90a variant, report the best
+  int repeats = 15;
+};
+
+enum class Backend { flash, cudnn, mem_efficient };
+
+void force_backend(Backend b) {
+  auto& ctx = at::globalContext();
+  ctx.setSDPUseFlash(b == Backend::flash);
+  ctx.setSDPUseCuDNN(b == Backend::cudnn);
+  ctx.setSDPUseMemEfficient(b == Backend::mem_efficient);
+  ctx.setSDPUseMath(false);
+}
+
+struct Inputs {
+  at::Tensor q, k, v;  // [B, H, L, D] contiguous (the layout every SDPA backend likes)
+};
+
+// Median milliseconds of fn(set) over repeats, alternating input sets; NaN if fn throws.
+double time_ms(const std::function<void(int)>& fn, int sets, int repeats) {
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  try {
+    for (int i = 0; i < 3; ++i) fn(i % sets);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "    (skipped: %.200s)\n", e.what());
+    cudaDeviceSynchronize();
+    cudaGetLastError();
+    return NAN;
+  }
+  std::vector<cudaEvent_t> ev(2 * repeats);
+  for (auto& e : ev) cudaEventCreate(&e);
+  for (int r = 0; r < repeats; ++r) {
+    cudaEventRecord(ev[2 * r], stream);
+    fn(r % sets);
+    cudaEventRecord(ev[2 * r + 1], stream);
+  }
+  cudaEventSynchronize(ev.back());
+  std::vector<double> ms(repeats);
+  for (int r = 0; r < repeats; ++r) {
+    float t = 0;
+    cudaEventElapsedTime(&t, ev[2 * r], ev[2 * r + 1]);
+    ms[r] = t;
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::sort(ms.begin(), ms.end());
+  return ms[repeats / 2];
+}
+
+kc::LaunchResult run_ours(const Inputs& in, at::Tensor& out, bool causal, int variant) {
+  pfa::kernels::AttentionParams p;
+  const auto B = in.q.size(0), H = in.q.size(1), L = in.q.size(2), D = in.q.size(3);
+  p.q = in.q.data_ptr();
+  p.k = in.k.data_ptr();
+  p.v = in.v.data_ptr();
+  p.out = out.data_ptr();
+  p.batch = B;
+  p.heads_q = p.heads_kv = H;
+  p.seqlen_q = p.seqlen_k = L;
+  p.head_dim = D;
+  p.dtype = in.q.scalar_type() == at::kBFloat16 ? pfa::kernels::DType::bf16 : pfa::kernels::DType::fp16;
+  p.causal = causal;
+  p.softmax_scale = float(1.0 / std::sqrt(double(D)));
+  // BHSD memory seen through the kernels' logical [batch, seq, head, dim] order.
+  const int64_t s[3] = {H * L * D, D, L * D};
+  for (int i = 0; i < 3; ++i) p.q_stride[i] = p.k_stride[i] = p.v_stride[i] = p.o_stride[i] = s[i];
+  kc::LaunchOptions opt;
+  opt.path = kc::Path::sm90;
+  opt.sm90_variant = variant;
+  return kc::attention_forward(p, at::cuda::getCurrentCUDAStream(), opt);
+}
+
+at::Tensor sdpa(const Inputs& in, bool causal) {
+  return at::scaled_dot_product_attention(in.q, in.k, in.v, {}, 0.0, causal);
+}
+
+// ||x - ref|| / ||ref|| with ref the fp32 math attention of batch 0 (fp32 inputs upcast).
+double rel_error(const at::Tensor& x, const Inputs& in, bool causal) {
+  auto q = in.q.select(0, 0).to(at::kFloat), k = in.k.select(0, 0).to(at::kFloat),
+       v = in.v.select(0, 0).to(at::kFloat);
+  auto s = at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));
+  if (causal) {
+    auto mask = at::ones({q.size(1), k.size(1)}, s.options().dtype(at::kBool)).triu(1);
+    s = s.masked_fill(mask, -INFINITY);
+  }
+  auto ref = at::matmul(at::softmax(s, -1), v);
+  auto got = x.select(0, 0).to(at::kFloat);
+  return ((got - ref).norm() / ref.norm()).item<double>();
+}
+
+std::string today() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--commit" && i + 1 < argc) opt.commit = argv[++i];
+    else if (a == "--out" && i + 1 < argc) opt.out = argv[++i];
+    else if (a == "--quick") opt.quick = true;
+    else if (a == "--variants") opt.variants = true;
+    else if (a == "--repeats" && i + 1 < argc) opt.repeats = std::atoi(argv[++i]);
+  }
+  std::string card;
+  const std::string device = kc::describe_device(0, &card);
+  std::string md;
+  auto emit = [&](const char* fmt, auto... args) {
+    char buf[1024];
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    md += buf;
+    std::fputs(buf, stdout);
+    std::fflush(stdout);
+  };
+  emit("# cuda_fa3 forward attention vs PyTorch SDPA backends\n\n");
+  emit("- card: %s\n- date: %s\n- commit: %s\n- PyTorch %s (LibTorch, C++)\n", device.c_str(),
+       today().c_str(), opt.commit.c_str(), TORCH_VERSION);
+  emit("- grid: B*L = 16384 tokens, H*D = 2048, BHSD inputs, FLOPs = 4*B*H*L^2*D (halved when "
+       "causal); median of %d CUDA-event timings after 3 warm-ups, two input sets alternated\n",
+       opt.repeats);
+  emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
+       opt.variants ? " and the best of all variants" : "");
+  if (opt.variants)
+    emit("| dtype | D | L | causal | ours | best variant | best | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  else
+    emit("| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
+         "|---|---|---|---|---|---|---|---|---|\n");
+
+  std::vector<int64_t> dims = {64, 128, 256};
+  std::vector<int64_t> lens = {512, 1024, 2048, 4096, 8192, 16384};
+  std::vector<at::ScalarType> types = {at::kBFloat16, at::kHalf};
+  if (opt.quick) {
+    dims = {64, 128, 256};
+    lens = {2048, 8192};
+    types = {at::kBFloat16};
+  }
+  struct Acc {
+    std::string what;
+    double ours, flash, cudnn;
+  };
+  std::vector<Acc> accuracy;
+  for (auto dt : types)
+    for (int64_t D : dims)
+      for (int64_t L : lens)
+        for (bool causal : {false, true}) {
+          const int64_t B = 16384 / L, H = 2048 / D;
+          const auto o = at::TensorOptions().dtype(dt).device(at::kCUDA);
+          std::vector<Inputs> sets(2);
+          for (auto& s : sets)
+            s = {at::randn({B, H, L, D}, o), at::randn({B, H, L, D}, o), at::randn({B, H, L, D}, o)};
+          at::Tensor out = at::empty({B, H, L, D}, o);
+          const double flops = 4.0 * B * H * double(L) * L * D * (causal ? 0.5 : 1.0);
+          auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
+          std::string ours_err;
+          auto ours_fn = [&](int variant) {
+            return [&, variant](int s) {
+              const kc::LaunchResult r = run_ours(sets[s], out, causal, variant);
+              if (!r.ok()) throw std::runtime_error(r.message);
+            };
+          };
+          const double t_ours = time_ms(ours_fn(-1), 2, opt.repeats);
+          double t_best = t_ours;
+          int best_var = kc::sm90_default_variant(int(D));
+          if (opt.variants)
+            for (int v = 0; v < kc::sm90_variant_count(); ++v) {
+              const double t = time_ms(ours_fn(v), 2, opt.repeats);
+              if (std::isfinite(t) && (!std::isfinite(t_best) || t < t_best)) {
+                t_best = t;
+                best_var = v;
+              }
+            }
+          double t_b[3];
+          const Backend backends[3] = {Backend::flash, Backend::cudnn, Backend::mem_efficient};
+          for (int b = 0; b < 3; ++b) {
+            force_backend(backends[b]);
+            t_b[b] = time_ms([&](int s) { (void)sdpa(sets[s], causal); }, 2, opt.repeats);
+          }
+          const char* tn = dt == at::kBFloat16 ? "bf16" : "fp16";
+          if (opt.variants)
+            emit("| %s | %ld | %ld | %s | %.0f | v%d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |\n", tn, D, L,
+                 causal ? "yes" : "no", tflops(t_ours), best_var, tflops(t_best), tflops(t_b[0]),
+                 tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best);
+          else
+            emit("| %s | %ld | %ld | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", tn, D, L,
+                 causal ? "yes" : "no", tflops(t_ours), tflops(t_b[0]), tflops(t_b[1]),
+                 tflops(t_b[2]), t_b[1] / t_ours);
+          if (L == 2048) {
+            // Same inputs through ours, flash and cuDNN against an fp32 reference.
+            Acc a;
+            char what[96];
+            std::snprintf(what, sizeof what, "%s D=%ld L=%ld %s", tn, D, L, causal ? "causal" : "full");
+            a.what = what;
+            const kc::LaunchResult r = run_ours(sets[0], out, causal, -1);
+            a.ours = r.ok() ? rel_error(out, sets[0], causal) : NAN;
+            force_backend(Backend::flash);
+            try { a.flash = rel_error(sdpa(sets[0], causal), sets[0], causal); } catch (...) { a.flash = NAN; }
+            force_backend(Backend::cudnn);
+            try { a.cudnn = rel_error(sdpa(sets[0], causal), sets[0], causal); } catch (...) { a.cudnn = NAN; }
+            accuracy.push_back(a);
+          }
+          cudaDeviceSynchronize();
+        }
+  emit("\n## Accuracy (relative error vs fp32 math attention, batch 0, same inputs)\n\n"
+       "| case | ours | flash | cuDNN | ours / min(flash, cuDNN) |\n|---|---|---|---|---|\n");
+  for (const Acc& a : accuracy)
+    emit("| %s | %.2e | %.2e | %.2e | %.2f |\n", a.what.c_str(), a.ours, a.flash, a.cudnn,
+         a.ours / std::min(a.flash, a.cudnn));
+  if (!opt.out.empty()) {
+    if (FILE* f = std::fopen(opt.out.c_str(), "w")) {
+      std::fputs(md.c_str(), f);
+      std::fclose(f);
+    }
+  }
+  return 0;
+}
+
+#else
+#include <cstdio>
+int main() {
+  std::puts("pfa_fa3_bench needs LibTorch 2.x");
+  return 0;
+}
+#endif

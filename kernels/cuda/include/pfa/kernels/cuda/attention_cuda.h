@@ -1,0 +1,53 @@
+// Forward attention on NVIDIA GPUs: a FlashAttention-3-style kernel on Hopper (sm_90a) and a
+// simple fallback elsewhere. Raw pointers in (AttentionParams), work queued on the caller's
+// stream, never a synchronisation; errors come back as values with the CUDA error text.
+#pragma once
+
+#include <pfa/kernels/attention_params.h>
+
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+namespace pfa::kernels::cuda {
+
+enum class Path : int {
+  automatic = 0,  // sm_90a kernel where it applies, else the fallback
+  sm90 = 1,       // sm_90a kernel only (unsupported otherwise)
+  fallback = 2    // the simple kernel, any CUDA device
+};
+
+struct LaunchOptions {
+  Path path = Path::automatic;
+  int sm90_variant = -1;  // -1: the default for the head dim; else an index (benchmarks, tests)
+};
+
+enum class LaunchStatus : int { ok = 0, unsupported = 1, device_error = 2 };
+
+struct LaunchResult {
+  LaunchStatus status = LaunchStatus::ok;
+  std::string message;           // why, when not ok
+  const char* path = "none";     // which kernel ran
+  bool ok() const { return status == LaunchStatus::ok; }
+};
+
+// Empty when the kernels can serve this problem on a device of compute capability
+// (cc_major, cc_minor) by `path`; otherwise the reason. Looks at shapes, dtype and strides only
+// (pointers are checked at launch, where a misaligned one falls back or is refused).
+std::string unsupported_reason(const AttentionParams& p, int cc_major, int cc_minor,
+                               Path path = Path::automatic);
+
+// Queues the attention on `stream` (of the current device). No synchronisation.
+LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
+                               const LaunchOptions& options = {});
+
+// sm_90a variants compiled for a head dim (count, names, the default that `automatic` uses).
+int sm90_variant_count();
+int sm90_default_variant(int head_dim);
+std::string sm90_variant_name(int head_dim, bool bf16, int variant);
+
+// "NVIDIA H100 80GB HBM3, sm_90, driver 13.0, runtime 13.0" for `device`; the CUDA error text
+// when there is none.
+std::string describe_device(int device, std::string* name = nullptr);
+
+}  // namespace pfa::kernels::cuda

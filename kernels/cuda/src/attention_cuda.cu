@@ -1,0 +1,181 @@
+#include <pfa/kernels/cuda/attention_cuda.h>
+
+#include <cstdio>
+#include <string>
+
+#include "fa3_sm90.cuh"
+#include "fa3_sm90_registry.h"
+#include "fallback_attention.h"
+#include "tensor_map.h"
+
+namespace pfa::kernels::cuda {
+namespace {
+
+constexpr int kVariants = 4;
+
+bool is_sm90_head_dim(int64_t d) { return d == 64 || d == 128 || d == 256; }
+
+// A dimension of size 1 is never stepped over, so its stride doesn't matter.
+bool strides_16b(const int64_t stride[3], int64_t batch, int64_t seq, int64_t heads) {
+  const int64_t sizes[3] = {batch, seq, heads};
+  for (int i = 0; i < 3; ++i)
+    if (sizes[i] > 1 && (stride[i] * 2) % 16 != 0) return false;
+  return true;
+}
+
+std::string sm90_reason(const AttentionParams& p, int cc_major, int cc_minor) {
+  if (cc_major != 9 || cc_minor != 0) return "the sm_90a kernel needs a Hopper GPU (sm_90)";
+  if (!is_sm90_head_dim(p.head_dim)) return "the sm_90a kernel serves head dims 64, 128 and 256";
+  if (!(p.softmax_scale > 0.f)) return "the sm_90a kernel needs a positive softmax scale";
+  if (p.seqlen_q > (int64_t(1) << 30) || p.seqlen_k > (int64_t(1) << 30))
+    return "sequence too long for the sm_90a kernel";
+  if (p.heads_q > 65535 || p.batch > 65535) return "too many heads or batches for one launch";
+  if (p.seqlen_k < 1) return "the sm_90a kernel needs at least one key";
+  if (!strides_16b(p.q_stride, p.batch, p.seqlen_q, p.heads_q) ||
+      !strides_16b(p.k_stride, p.batch, p.seqlen_k, p.heads_kv) ||
+      !strides_16b(p.v_stride, p.batch, p.seqlen_k, p.heads_kv))
+    return "q/k/v strides are not multiples of 16 bytes (TMA)";
+  if ((p.o_stride[0] | p.o_stride[1] | p.o_stride[2]) & 1)
+    return "output strides must be even (paired stores)";
+  return {};
+}
+
+std::string common_reason(const AttentionParams& p) {
+  if (p.dtype == DType::fp32) return "fp32 is not served (fp16 and bf16 only)";
+  if (p.dtype != DType::fp16 && p.dtype != DType::bf16) return "unknown dtype";
+  if (p.head_dim < 1 || p.head_dim > kFallbackMaxHeadDim) return "head dim must be 1..256";
+  if (p.heads_kv < 1 || p.heads_q % p.heads_kv != 0)
+    return "heads_q must be a multiple of heads_kv";
+  return {};
+}
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+
+LaunchResult device_error(cudaError_t e, const char* what, const char* path) {
+  LaunchResult r;
+  r.status = LaunchStatus::device_error;
+  r.path = path;
+  r.message = std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
+  return r;
+}
+
+LaunchResult unsupported(std::string why) {
+  LaunchResult r;
+  r.status = LaunchStatus::unsupported;
+  r.message = std::move(why);
+  return r;
+}
+
+LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant) {
+  const bool bf16 = p.dtype == DType::bf16;
+  if (variant < 0) variant = sm90_default_variant(int(p.head_dim));
+  const sm90::Fa3Kernel* kern = sm90::find_fa3_kernel(int(p.head_dim), bf16, variant);
+  if (kern == nullptr) return unsupported("this sm_90a variant was not compiled");
+  CUtensorMap tq, tk, tv;
+  std::string err = make_tensor_map_bshd(&tq, p.q, bf16, p.batch, p.seqlen_q, p.heads_q,
+                                         p.head_dim, p.q_stride, 128);
+  if (err.empty())
+    err = make_tensor_map_bshd(&tk, p.k, bf16, p.batch, p.seqlen_k, p.heads_kv, p.head_dim,
+                               p.k_stride, kern->block_n);
+  if (err.empty())
+    err = make_tensor_map_bshd(&tv, p.v, bf16, p.batch, p.seqlen_k, p.heads_kv, p.head_dim,
+                               p.v_stride, kern->block_n);
+  if (!err.empty()) {
+    LaunchResult r;
+    r.status = LaunchStatus::device_error;
+    r.message = err;
+    r.path = kern->name;
+    return r;
+  }
+  sm90::Fa3Args a;
+  a.out = p.out;
+  a.lse = p.lse;
+  for (int i = 0; i < 3; ++i) a.o_stride[i] = p.o_stride[i];
+  a.seqlen_q = int(p.seqlen_q);
+  a.seqlen_k = int(p.seqlen_k);
+  a.heads_q = int(p.heads_q);
+  a.group = int(p.heads_q / p.heads_kv);
+  a.scale_log2 = p.softmax_scale * 1.4426950408889634f;
+  a.causal = p.causal ? 1 : 0;
+  const int m_blocks = int((p.seqlen_q + 127) / 128);
+  const cudaError_t e =
+      kern->launch(tq, tk, tv, a, m_blocks, int(p.heads_q), int(p.batch), stream);
+  if (e != cudaSuccess) return device_error(e, "sm_90a attention launch", kern->name);
+  LaunchResult r;
+  r.path = kern->name;
+  return r;
+}
+
+}  // namespace
+
+int sm90_variant_count() { return kVariants; }
+
+// Chosen from the benchmark (bench/gpu/NOTES.md): the fastest variant that passed the tests.
+int sm90_default_variant(int head_dim) {
+  (void)head_dim;
+  return 2;
+}
+
+std::string sm90_variant_name(int head_dim, bool bf16, int variant) {
+  const sm90::Fa3Kernel* k = sm90::find_fa3_kernel(head_dim, bf16, variant);
+  return k ? k->name : "not compiled";
+}
+
+std::string unsupported_reason(const AttentionParams& p, int cc_major, int cc_minor, Path path) {
+  std::string why = common_reason(p);
+  if (!why.empty()) return why;
+  if (cc_major < 8) return "needs compute capability 8.0 or newer";
+  if (path == Path::sm90) return sm90_reason(p, cc_major, cc_minor);
+  return {};
+}
+
+LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
+                               const LaunchOptions& options) {
+  std::string why = common_reason(p);
+  if (!why.empty()) return unsupported(why);
+  if (p.batch == 0 || p.seqlen_q == 0 || p.heads_q == 0) return {};
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  int major = 0, minor = 0;
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (e != cudaSuccess) return device_error(e, "no usable CUDA device", "none");
+  if (major < 8) return unsupported("needs compute capability 8.0 or newer");
+
+  bool use_sm90 = false;
+  if (options.path != Path::fallback) {
+    why = sm90_reason(p, major, minor);
+    if (why.empty() && !(aligned16(p.q) && aligned16(p.k) && aligned16(p.v)))
+      why = "q/k/v base pointers are not 16-byte aligned (TMA)";
+    if (why.empty() && (reinterpret_cast<uintptr_t>(p.out) & 3) != 0)
+      why = "output pointer is not 4-byte aligned";
+    if (why.empty()) use_sm90 = true;
+    else if (options.path == Path::sm90) return unsupported(why);
+  }
+  if (use_sm90) return run_sm90(p, stream, options.sm90_variant);
+  e = launch_fallback_attention(p, stream);
+  if (e != cudaSuccess) return device_error(e, "fallback attention launch", "fallback");
+  LaunchResult r;
+  r.path = "fallback";
+  return r;
+}
+
+std::string describe_device(int device, std::string* name) {
+  cudaDeviceProp prop{};
+  cudaError_t e = cudaGetDeviceProperties(&prop, device);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no CUDA device: ") + cudaGetErrorString(e);
+  }
+  int drv = 0, rt = 0;
+  cudaDriverGetVersion(&drv);
+  cudaRuntimeGetVersion(&rt);
+  if (name) *name = prop.name;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s, sm_%d%d, %d SMs, driver %d.%d, runtime %d.%d", prop.name,
+                prop.major, prop.minor, prop.multiProcessorCount, drv / 1000, (drv % 1000) / 10,
+                rt / 1000, (rt % 1000) / 10);
+  return buf;
+}
+
+}  // namespace pfa::kernels::cuda

@@ -1,0 +1,372 @@
+// FlashAttention-3-style forward kernel for Hopper (sm_90a).
+//
+// One CTA computes a 128-row query tile of one (batch, head): three warpgroups.
+//  - warpgroup 0, the producer, gives its registers away (setmaxnreg) and has one thread issue
+//    the bulk tensor copies (TMA) of Q once and of K and V block by block into a Stages-deep ring
+//    of shared-memory buffers, each completing on a transaction mbarrier;
+//  - warpgroups 1 and 2, the consumers, take 64 query rows each, compute S = Q K^T with wgmma
+//    (both operands in shared memory), the online softmax in fp32 registers (exp2, scale folded),
+//    and O += P V with wgmma (P from registers, V read transposed from shared memory).
+// Variants: 0 = one block at a time; 1 = the next block's Q K^T is issued before this block's
+// softmax (intra-warpgroup overlap); 2 = 1 plus ping-pong, where named barriers make the two
+// consumer warpgroups take turns issuing their matrix products so one's softmax runs under the
+// other's products.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "sm90_primitives.cuh"
+#include "wgmma_ops.cuh"
+
+namespace pfa::kernels::sm90 {
+
+struct Fa3Args {
+  void* out = nullptr;
+  float* lse = nullptr;
+  int64_t o_stride[3] = {0, 0, 0};  // batch, seq, head (elements)
+  int seqlen_q = 0;
+  int seqlen_k = 0;
+  int heads_q = 0;
+  int group = 1;  // heads_q / heads_kv
+  float scale_log2 = 0.f;
+  int causal = 0;
+};
+
+template <int D_, int BN_, int Stages_, int Variant_>
+struct Fa3Traits {
+  static constexpr int D = D_;
+  static constexpr int BM = 128;  // two consumer warpgroups x 64 rows
+  static constexpr int BN = BN_;
+  static constexpr int Stages = Stages_;
+  static constexpr int Variant = Variant_;
+  static constexpr int Panels = D / 64;  // 64-element (128-byte) swizzled column panels
+  static constexpr int QBytes = BM * D * 2;
+  static constexpr int KVBytes = BN * D * 2;
+  static constexpr int BarrierBytes = 8 * (1 + 4 * Stages);
+  static constexpr int SmemBytes = QBytes + 2 * Stages * KVBytes + BarrierBytes + 1024;
+  static constexpr int Threads = 384;
+  static_assert(D % 64 == 0 && BN % 16 == 0 && BN <= 256, "tile shape");
+};
+
+template <bool Bf16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  uint32_t r;
+  if constexpr (Bf16) {
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  } else {
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  }
+  return r;
+}
+
+// Online-softmax step on one S block held as wgmma accumulators: thread (warp w, lane 4g+t)
+// holds rows g and g+8 of its warp's 16, columns 8j+2t and 8j+2t+1 for each j.
+// Masks (when Mask), updates the running max m and sum l (per-thread partial sums, reduced in
+// the epilogue), returns the factor the output must be rescaled by, and packs P to 16-bit pairs
+// laid out as the A operand of the next wgmma.
+template <int BN, bool Mask, bool Bf16>
+__device__ __forceinline__ void softmax_block(float (&s)[BN / 2], uint32_t (&pk)[BN / 4],
+                                              float (&m)[2], float (&l)[2], float (&rescale)[2],
+                                              int col0, int lim0, int lim1, float scale_log2) {
+  constexpr float kNegInf = -__builtin_huge_valf();
+  if constexpr (Mask) {
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) {
+      const int col = col0 + 8 * (i / 4) + (i & 1);
+      const int lim = (i & 2) ? lim1 : lim0;
+      if (col > lim) s[i] = kNegInf;
+    }
+  }
+  float mx[2] = {kNegInf, kNegInf};
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+  float neg_m[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    const float m_new = fmaxf(m[r], mx[r] * scale_log2);
+    // A row that has seen no key yet keeps m = -inf; use 0 so exp2 gives 0, not NaN.
+    const float m_use = (m_new == kNegInf) ? 0.f : m_new;
+    rescale[r] = fast_exp2(m[r] - m_use);
+    m[r] = m_new;
+    neg_m[r] = -m_use;
+  }
+  float sum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) {
+    const int r = (i >> 1) & 1;
+    const float p = fast_exp2(fmaf(s[i], scale_log2, neg_m[r]));
+    s[i] = p;
+    sum[r] += p;
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] = l[r] * rescale[r] + sum[r];
+#pragma unroll
+  for (int i = 0; i < BN / 4; ++i) pk[i] = pack2<Bf16>(s[2 * i], s[2 * i + 1]);
+}
+
+template <int D>
+__device__ __forceinline__ void rescale_o(float (&o)[D / 2], const float (&rescale)[2]) {
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] *= rescale[(i >> 1) & 1];
+}
+
+template <int D, int BN, int Stages, int Variant, bool Bf16>
+__global__ void __launch_bounds__(384, 1)
+    fa3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
+                   const __grid_constant__ CUtensorMap tm_v, const Fa3Args args) {
+#if PFA_SM90_ENABLED
+  using Tr = Fa3Traits<D, BN, Stages, Variant>;
+  constexpr int BM = Tr::BM;
+  constexpr float kNegInf = -__builtin_huge_valf();
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  const uint32_t raw = smem_addr(smem_raw);
+  const uint32_t sQ = (raw + 1023u) & ~1023u;  // 128B swizzle atoms need 1024-byte alignment
+  const uint32_t sK = sQ + Tr::QBytes;
+  const uint32_t sV = sK + Stages * Tr::KVBytes;
+  const uint32_t sBar = sV + Stages * Tr::KVBytes;
+  const uint32_t bar_q = sBar;
+  auto k_full = [&](int s) { return sBar + 8u * (1 + s); };
+  auto k_empty = [&](int s) { return sBar + 8u * (1 + Stages + s); };
+  auto v_full = [&](int s) { return sBar + 8u * (1 + 2 * Stages + s); };
+  auto v_empty = [&](int s) { return sBar + 8u * (1 + 3 * Stages + s); };
+
+  const int Lq = args.seqlen_q, Lk = args.seqlen_k;
+  // Causal: the heaviest query tiles (last rows) start first.
+  const int m_block = args.causal ? int(gridDim.x - 1 - blockIdx.x) : int(blockIdx.x);
+  const int head = blockIdx.y, batch = blockIdx.z;
+  const int head_kv = head / args.group;
+  const int m0 = m_block * BM;
+  const int diag = Lk - Lq;  // bottom-right alignment: row i sees keys j <= i + diag
+  int n_end = (Lk + BN - 1) / BN;
+  if (args.causal) {
+    const int last_key = m0 + BM - 1 + diag;
+    n_end = last_key < 0 ? 0 : min(n_end, last_key / BN + 1);
+  }
+
+  const int warp_group = threadIdx.x / 128;
+  if (threadIdx.x == 0) {
+    mbar_init(bar_q, 1);
+    for (int s = 0; s < Stages; ++s) {
+      mbar_init(k_full(s), 1);
+      mbar_init(k_empty(s), 8);  // one arrival per consumer warp
+      mbar_init(v_full(s), 1);
+      mbar_init(v_empty(s), 8);
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
+
+  if (warp_group == 0) {
+    // ---------------- producer ----------------
+    regs_dealloc<24>();
+    if (threadIdx.x == 0 && n_end > 0) {
+      tma_prefetch_desc(&tm_q);
+      tma_prefetch_desc(&tm_k);
+      tma_prefetch_desc(&tm_v);
+      mbar_arrive_expect_tx(bar_q, Tr::QBytes);
+#pragma unroll
+      for (int p = 0; p < Tr::Panels; ++p)
+        tma_load_4d(sQ + p * BM * 128, &tm_q, bar_q, p * 64, m0, head, batch);
+      for (int i = 0; i < n_end; ++i) {
+        const int n = n_end - 1 - i;
+        const int s = i % Stages;
+        const uint32_t ph = (i / Stages) & 1;
+        mbar_wait(k_empty(s), ph ^ 1);
+        mbar_arrive_expect_tx(k_full(s), Tr::KVBytes);
+#pragma unroll
+        for (int p = 0; p < Tr::Panels; ++p)
+          tma_load_4d(sK + s * Tr::KVBytes + p * BN * 128, &tm_k, k_full(s), p * 64, n * BN, head_kv,
+                      batch);
+        mbar_wait(v_empty(s), ph ^ 1);
+        mbar_arrive_expect_tx(v_full(s), Tr::KVBytes);
+#pragma unroll
+        for (int p = 0; p < Tr::Panels; ++p)
+          tma_load_4d(sV + s * Tr::KVBytes + p * BN * 128, &tm_v, v_full(s), p * 64, n * BN, head_kv,
+                      batch);
+      }
+    }
+  } else {
+    // ---------------- consumers ----------------
+    regs_alloc<240>();
+    const int wg = warp_group - 1;
+    const int tid = threadIdx.x % 128;
+    const int warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+    const int lim_k = Lk - 1;
+    const int lim0 = args.causal ? min(lim_k, row0 + diag) : lim_k;
+    const int lim1 = args.causal ? min(lim_k, row0 + 8 + diag) : lim_k;
+    const float scale_log2 = args.scale_log2;
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+    float m[2] = {kNegInf, kNegInf};
+    float l[2] = {0.f, 0.f};
+
+    auto need_mask = [&](int n) {
+      return (n + 1) * BN > Lk || (args.causal && (n + 1) * BN - 1 > m0 + diag);
+    };
+    auto issue_qk = [&](float (&sacc)[BN / 2], int s) {
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t da =
+            make_desc_sw128(sQ + (kk / 4) * (BM * 128) + wg * (64 * 128) + (kk % 4) * 32, 16, 1024);
+        const uint64_t db =
+            make_desc_sw128(sK + s * Tr::KVBytes + (kk / 4) * (BN * 128) + (kk % 4) * 32, 16, 1024);
+        wgmma_ss<BN, Bf16>(sacc, da, db, kk > 0 ? 1 : 0);
+      }
+      wgmma_commit();
+    };
+    auto issue_pv = [&](const uint32_t (&pk)[BN / 4], int s) {
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        const uint64_t db = make_desc_sw128(sV + s * Tr::KVBytes + kk * (16 * 128), BN * 128, 1024);
+        wgmma_rs<D, Bf16>(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3], db);
+      }
+      wgmma_commit();
+    };
+    auto softmax = [&](float (&sacc)[BN / 2], uint32_t (&pk)[BN / 4], float (&rs)[2], int n) {
+      if (need_mask(n))
+        softmax_block<BN, true, Bf16>(sacc, pk, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+      else
+        softmax_block<BN, false, Bf16>(sacc, pk, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+    };
+    auto release = [&](uint32_t bar) {
+      if (lane == 0) mbar_arrive(bar);
+    };
+    constexpr bool kPingPong = Variant == 2;
+    const int my_bar = 1 + wg, other_bar = 2 - wg;
+
+    if (n_end > 0) {
+      mbar_wait(bar_q, 0);
+      if constexpr (Variant == 0) {
+        for (int i = 0; i < n_end; ++i) {
+          const int n = n_end - 1 - i;
+          const int s = i % Stages;
+          const uint32_t ph = (i / Stages) & 1;
+          float sacc[BN / 2];
+          mbar_wait(k_full(s), ph);
+          issue_qk(sacc, s);
+          wgmma_wait<0>();
+          fence_regs(sacc);
+          release(k_empty(s));
+          uint32_t pk[BN / 4];
+          float rs[2];
+          softmax(sacc, pk, rs, n);
+          rescale_o<D>(o, rs);
+          mbar_wait(v_full(s), ph);
+          issue_pv(pk, s);
+          wgmma_wait<0>();
+          fence_regs(o);
+          fence_regs(pk);
+          release(v_empty(s));
+        }
+      } else {
+        if (kPingPong && wg == 1) named_arrive(1, 256);  // warpgroup 0 issues first
+        uint32_t pk[BN / 4];
+        {
+          float sacc[BN / 2];
+          float rs[2];
+          mbar_wait(k_full(0), 0);
+          if (kPingPong) named_sync(my_bar, 256);
+          issue_qk(sacc, 0);
+          if (kPingPong) named_arrive(other_bar, 256);
+          wgmma_wait<0>();
+          fence_regs(sacc);
+          release(k_empty(0));
+          softmax(sacc, pk, rs, n_end - 1);
+        }
+        for (int i = 1; i < n_end; ++i) {
+          const int n = n_end - 1 - i;
+          const int s = i % Stages, sp = (i - 1) % Stages;
+          const uint32_t ph = (i / Stages) & 1, php = ((i - 1) / Stages) & 1;
+          float sacc[BN / 2];
+          mbar_wait(k_full(s), ph);
+          mbar_wait(v_full(sp), php);
+          if (kPingPong) named_sync(my_bar, 256);
+          issue_qk(sacc, s);
+          issue_pv(pk, sp);
+          if (kPingPong) named_arrive(other_bar, 256);
+          wgmma_wait<1>();  // Q K^T of this block done; P V of the last may still run
+          fence_regs(sacc);
+          release(k_empty(s));
+          uint32_t pk_new[BN / 4];
+          float rs[2];
+          softmax(sacc, pk_new, rs, n);
+          wgmma_wait<0>();
+          fence_regs(o);
+          fence_regs(pk);
+          release(v_empty(sp));
+          rescale_o<D>(o, rs);
+#pragma unroll
+          for (int j = 0; j < BN / 4; ++j) pk[j] = pk_new[j];
+        }
+        {
+          const int sp = (n_end - 1) % Stages;
+          const uint32_t php = ((n_end - 1) / Stages) & 1;
+          mbar_wait(v_full(sp), php);
+          if (kPingPong) named_sync(my_bar, 256);
+          issue_pv(pk, sp);
+          if (kPingPong) named_arrive(other_bar, 256);
+          wgmma_wait<0>();
+          fence_regs(o);
+          fence_regs(pk);
+          release(v_empty(sp));
+        }
+        if (kPingPong && wg == 0) named_sync(1, 256);  // take warpgroup 1's last arrival
+      }
+    }
+
+    // ---------------- epilogue ----------------
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    }
+    using Elem = uint16_t;
+    Elem* out = static_cast<Elem*>(args.out) + batch * args.o_stride[0] + head * args.o_stride[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 8 * r;
+      if (row < Lq) {
+        Elem* orow = out + int64_t(row) * args.o_stride[1] + 2 * t;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          const uint32_t v = pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+          *reinterpret_cast<uint32_t*>(orow + 8 * j) = v;
+        }
+        if (args.lse != nullptr && t == 0) {
+          const float lse = l[r] > 0.f ? (m[r] + __log2f(l[r])) * 0.69314718055994530942f : kNegInf;
+          args.lse[(int64_t(batch) * args.heads_q + head) * Lq + row] = lse;
+        }
+      }
+    }
+  }
+#endif
+}
+
+// Launches one instantiation; the caller has built the tensor maps with this kernel's box shapes
+// (64 x 128 rows for Q, 64 x BN rows for K and V).
+template <int D, int BN, int Stages, int Variant, bool Bf16>
+cudaError_t launch_fa3(const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
+                       const Fa3Args& args, int m_blocks, int heads, int batch, cudaStream_t stream) {
+  using Tr = Fa3Traits<D, BN, Stages, Variant>;
+  auto kernel = fa3_fwd_kernel<D, BN, Stages, Variant, Bf16>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::SmemBytes);
+  if (err != cudaSuccess) return err;
+  kernel<<<dim3(m_blocks, heads, batch), Tr::Threads, Tr::SmemBytes, stream>>>(tq, tk, tv, args);
+  return cudaGetLastError();
+}
+
+}  // namespace pfa::kernels::sm90
