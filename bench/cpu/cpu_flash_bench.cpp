@@ -6,7 +6,11 @@
 // causal. Each cell: one warm-up, then the median of repeats. Writes a markdown table headed with
 // machine, date, commit, LibTorch version, threads and load.
 //
-//   cpu_flash_bench [--quick] [--repeats N] [--max-len L] [--out FILE] [--repo DIR]
+//   cpu_flash_bench [--quick] [--flash-only] [--isa NAME] [--repeats N] [--max-len L]
+//                   [--out FILE] [--repo DIR]
+//                   [--dtype fp32|bf16] [--dim 64|128] [--causal 0|1]
+// --flash-only skips LibTorch (for tuning; writes no file); --isa forces a cpu_flash path;
+// --dtype/--dim/--causal pick a subset of the table.
 #include <pfa/kernels/cpu/cpu_info.h>
 #include <pfa/kernels/cpu/flash_attention.h>
 
@@ -23,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -88,20 +93,34 @@ at::Tensor torch_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, flash_only = false;
+  cpu::Isa forced = cpu::Isa::amx;
+  bool force = false;
   int repeats = 5;
   int64_t max_len = 8192;
-  std::string out_path, repo = PFA_SOURCE_DIR;
+  std::string out_path, repo = PFA_SOURCE_DIR, only_dtype;
+  int64_t only_dim = 0;
+  int only_causal = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") quick = true;
-    else if (a == "--repeats" && i + 1 < argc) repeats = std::atoi(argv[++i]);
+    else if (a == "--flash-only") flash_only = true;
+    else if (a == "--dtype" && i + 1 < argc) only_dtype = argv[++i];
+    else if (a == "--dim" && i + 1 < argc) only_dim = std::atoll(argv[++i]);
+    else if (a == "--causal" && i + 1 < argc) only_causal = std::atoi(argv[++i]);
+    else if (a == "--isa" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      force = true;
+      for (cpu::Isa isa : {cpu::Isa::scalar, cpu::Isa::avx2, cpu::Isa::avx512,
+                           cpu::Isa::avx512_bf16, cpu::Isa::amx})
+        if (name == cpu::isa_name(isa)) forced = isa;
+    } else if (a == "--repeats" && i + 1 < argc) repeats = std::atoi(argv[++i]);
     else if (a == "--max-len" && i + 1 < argc) max_len = std::atoll(argv[++i]);
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
     else if (a == "--repo" && i + 1 < argc) repo = argv[++i];
     else {
-      std::cerr << "usage: cpu_flash_bench [--quick] [--repeats N] [--max-len L] [--out FILE] "
-                   "[--repo DIR]\n";
+      std::cerr << "usage: cpu_flash_bench [--quick] [--flash-only] [--isa NAME] [--dtype T] [--dim D] "
+                   "[--causal 0|1] [--repeats N] [--max-len L] [--out FILE] [--repo DIR]\n";
       return 2;
     }
   }
@@ -126,10 +145,13 @@ int main(int argc, char** argv) {
   if (quick) lens = {256, 1024, 4096};
   std::vector<Cell> cells;
   for (const char* dtype_name : {"fp32", "bf16"}) {
+    if (!only_dtype.empty() && only_dtype != dtype_name) continue;
     const bool bf16 = std::string(dtype_name) == "bf16";
     const auto st = bf16 ? at::kBFloat16 : at::kFloat;
     for (int64_t dim : {64, 128}) {
+      if (only_dim != 0 && dim != only_dim) continue;
       for (bool causal : {false, true}) {
+        if (only_causal >= 0 && causal != (only_causal != 0)) continue;
         for (int64_t len : lens) {
           if (len > max_len) continue;
           // BHSD tensors, as LibTorch wants them; cpu_flash reads the same memory through strides.
@@ -161,16 +183,25 @@ int main(int argc, char** argv) {
           at::Tensor mask;
           if (causal) mask = at::ones({len, len}, at::kBool).triu(1);
           at::Tensor ref;
-          c.sdpa_s = time_median([&] { ref = torch_sdpa(q, k, v, causal); }, reps, budget);
-          settle();
-          c.math_s = time_median([&] { torch_math(q, k, v, mask, p.softmax_scale); }, reps, budget);
-          settle();
+          if (flash_only) {
+            c.sdpa_s = c.math_s = std::numeric_limits<double>::quiet_NaN();
+          } else {
+            c.sdpa_s = time_median([&] { ref = torch_sdpa(q, k, v, causal); }, reps, budget);
+            settle();
+            c.math_s =
+                time_median([&] { torch_math(q, k, v, mask, p.softmax_scale); }, reps, budget);
+            settle();
+          }
           cpu::Isa ran = cpu::Isa::scalar;
-          c.flash_s = time_median([&] { ran = cpu::flash_attention(p); }, repeats, budget);
-          settle();
+          c.flash_s = time_median(
+              [&] { ran = force ? cpu::flash_attention(p, forced) : cpu::flash_attention(p); },
+              repeats, budget);
+          if (!flash_only) settle();
           c.isa = cpu::isa_name(ran);
-          const at::Tensor diff = out.to(at::kFloat) - ref.to(at::kFloat);
-          c.rel_err = (diff.norm() / ref.to(at::kFloat).norm()).item<double>();
+          if (!flash_only) {
+            const at::Tensor diff = out.to(at::kFloat) - ref.to(at::kFloat);
+            c.rel_err = (diff.norm() / ref.to(at::kFloat).norm()).item<double>();
+          }
           cells.push_back(c);
           const double flops = 4.0 * batch * heads * len * len * dim * (causal ? 0.5 : 1.0);
           std::printf("%s D=%3lld %-6s L=%5lld  flash %8.2f GF/s (%s)  sdpa %7.2f  math %7.2f  "
@@ -185,6 +216,7 @@ int main(int argc, char** argv) {
     }
   }
   const std::string load_after = shell("cat /proc/loadavg");
+  if (flash_only) return 0;
 
   std::ostringstream md;
   md << "# cpu_flash vs LibTorch CPU attention\n\n"

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -71,6 +72,9 @@ void check_shape(Isa isa, pfa_dtype dtype, const Shape& s, std::mt19937_64& rng)
   const Reference ref = reference_attention(c);
   const double err = relative_error(c, ref);
   const double lse_err = lse_max_error(c, ref);
+  if (std::getenv("PFA_TEST_VERBOSE") != nullptr)
+    std::printf("%-12s %s: err %.2e lse %.2e\n", kernels::cpu::isa_name(ran), describe(c).c_str(),
+                err, lse_err);
   EXPECT_LT(err, tolerance(dtype)) << describe(c) << " on " << kernels::cpu::isa_name(ran);
   EXPECT_LT(lse_err, 1e-3) << describe(c) << " on " << kernels::cpu::isa_name(ran);
   EXPECT_EQ(c.out.count_non_finite(), 0) << describe(c);

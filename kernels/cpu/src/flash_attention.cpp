@@ -26,13 +26,8 @@ const KernelOps* ops_for(Isa isa) {
     case Isa::scalar: return &kScalarOps;
     case Isa::avx2: return &kAvx2Ops;
     case Isa::avx512: return &kAvx512Ops;
-#ifdef PFA_CPU_HAVE_BF16_PATHS
     case Isa::avx512_bf16: return &kAvx512Bf16Ops;
     case Isa::amx: return &kAmxOps;
-#else
-    case Isa::avx512_bf16:
-    case Isa::amx: return nullptr;
-#endif
   }
   return nullptr;
 }
