@@ -2,7 +2,8 @@
 // engine observer's whole on_execution), and how many records per second reach the SQLite file.
 //
 // Baselines measured in the same run: the timer's own cost (an empty timed region) and a bare copy
-// of one record for the enqueue figures; one record per transaction (no batching) for throughput.
+// of one record for the enqueue figures; one record per transaction (no batching) for throughput;
+// streaming reads for the whole-table read.
 // Each enqueue is timed on its own; records go in bursts of one batch followed by a flush, so the
 // queue never fills and the writer thread commits while producers run (nothing is dropped).
 //
@@ -367,6 +368,20 @@ int main(int argc, char** argv) {
       std::cerr << "the async store lost records\n";
       return 1;
     }
+  }
+  {
+    // Reading back, as the learner does before training: the whole table, then streamed.
+    pfa::store::Store store(work / "batched.db");
+    auto t0 = Clock::now();
+    const auto all = store.records();
+    const double s_all = std::chrono::duration<double>(Clock::now() - t0).count();
+    t0 = Clock::now();
+    size_t streamed = 0;
+    store.for_each_record({}, [&](const ExecutionRecord&) { ++streamed; });
+    const double s_stream = std::chrono::duration<double>(Clock::now() - t0).count();
+    rows.push_back({"Store::records, whole table (" + std::to_string(all.size()) + " rows)",
+                    rate(all.size(), s_all),
+                    "Store::for_each_record, same rows: " + rate(streamed, s_stream)});
   }
   const auto db_bytes = fs::file_size(work / "batched.db");
 

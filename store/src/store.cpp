@@ -266,7 +266,8 @@ struct Store::Impl {
       case SQLITE_NOTADB:
         return "The file is not an SQLite database: move it away or choose another store path";
       case SQLITE_CORRUPT:
-        return "The file is damaged: move it away (pfa starts a new store) or restore a backup";
+        return "The file is damaged: move it away (a new store is created in its place) or "
+               "restore a backup";
       case SQLITE_READONLY:
       case SQLITE_PERM:
       case SQLITE_CANTOPEN:
@@ -604,6 +605,33 @@ std::vector<ExecutionRecord> Store::records(const RecordQuery& q) const {
           r.problem.struct_size = sizeof(Problem);
         }
         return out;
+      },
+      "cannot read records");
+}
+
+void Store::for_each_record(const RecordQuery& q,
+                            const std::function<void(const ExecutionRecord&)>& visit) const {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  sqlite3_stmt* stmt = s.select_records[filter_variant(q)].get();
+  RecordQuery rest = q;  // after a busy restart: the rows not visited yet
+  int64_t visited = 0;
+  s.with_retry(
+      [&] {
+        ResetOnExit reset{stmt};
+        s.bind_query(stmt, rest, true);
+        ExecutionRecord r;
+        while (s.step_read(stmt, "cannot read records")) {
+          r.id = sqlite3_column_int64(stmt, 0);
+          Reader reader{stmt, 1};
+          for_each_column(r, reader);
+          r.problem.struct_size = sizeof(Problem);
+          rest.since_id = r.id;
+          ++visited;
+          if (q.limit > 0) rest.limit = q.limit - visited;
+          visit(r);
+          if (q.limit > 0 && rest.limit == 0) break;
+        }
       },
       "cannot read records");
 }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,6 +73,11 @@ class Store {
   void insert(std::span<const ExecutionRecord> records, std::span<int64_t> ids = {});
 
   std::vector<ExecutionRecord> records(const RecordQuery& q = {}) const;
+  // Streams the same rows one at a time, for passes over more records than should sit in memory
+  // at once (a record is 1 KB). `visit` must not call back into this Store (it holds its lock);
+  // if the store is busy mid-way the pass restarts after the last row visited.
+  void for_each_record(const RecordQuery& q,
+                       const std::function<void(const ExecutionRecord&)>& visit) const;
   int64_t count(const RecordQuery& q = {}) const;
   int64_t max_id() const;  // 0 when empty
 
