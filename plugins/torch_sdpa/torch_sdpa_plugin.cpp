@@ -160,8 +160,10 @@ pfa_status supports(pfa_context* context, const pfa_problem* problem, char* reas
   return PFA_STATUS_UNSUPPORTED;
 }
 
-// Roofline prior. The CPU rates were measured on LibTorch 1.13 + OpenBLAS (fp32) and oneDNN
-// (bf16) on 2 cores of a Xeon with AMX; the CUDA rates are cuDNN-class figures on an H100.
+// Roofline prior, fitted to measurements: LibTorch 1.13 on 2 cores of a Xeon with AMX (fp32
+// through OpenBLAS, bf16 through oneDNN, scores materialised, nothing gained from causal masks);
+// LibTorch 2.11 on 16 cores of the same Xeon family (flash kernel on the CPU) and on an H100
+// (cuDNN / flash for fp16 and bf16, memory-efficient for fp32). The LSE path is fp32 math.
 pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estimate* estimate,
                     char* message, size_t capacity) {
   if (context == nullptr || problem == nullptr || estimate == nullptr) {
@@ -175,6 +177,7 @@ pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estima
   // Rows that see no key (causal, Lq > Lk) are skipped: the rest is square.
   const double lq = static_cast<double>(p.causal && p.seqlen_q > p.seqlen_k ? p.seqlen_k
                                                                            : p.seqlen_q);
+  const bool square_causal = p.causal && lq == lk;
   const double element = p.dtype == PFA_DTYPE_FP32 ? 4.0 : 2.0;
   const double full_flops = 4.0 * b * hq * lq * lk * d;
   const double io_bytes = element * d * b * (2.0 * hq * lq + 2.0 * hkv * lk);
@@ -182,24 +185,33 @@ pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estima
   double latency = 0, watts = 0;
   if (p.device_type == kDLCUDA) {
     const bool half = p.dtype != PFA_DTYPE_FP32;
-    const bool square_causal = p.causal && lq == lk;
     double flops = square_causal ? full_flops / 2 : full_flops;
     double rate = half ? 500e12 : 40e12;
     double bytes = io_bytes;
-    if (p.want_lse) {  // fp32 math: two GEMMs and a few passes over materialised scores
+    if (p.want_lse) {  // two fp32 GEMMs and a few passes over materialised scores
       flops = full_flops;
-      rate = 50e12;
+      rate = 15e12;
       bytes += 6.0 * score_bytes;
     }
-    latency = 25e-6 + std::max(flops / rate, bytes / 3.0e12);
+    latency = 45e-6 + std::max(flops / rate, bytes / 3.0e12);
     watts = 600;
   } else {
-    // The CPU paths materialise the scores and gain nothing from the causal mask.
     const double threads = std::max(1, ctx.threads);
-    double rate = threads * (p.dtype == PFA_DTYPE_BF16 ? 55e9 : 22e9);
-    if (p.want_lse) rate = threads * 22e9;  // fp32 math whatever the dtype
-    const double bytes = io_bytes + 5.0 * score_bytes;
-    latency = 60e-6 + full_flops / rate + bytes / (threads * 6e9);
+#if TORCH_VERSION_MAJOR >= 2
+    double per_thread = p.dtype == PFA_DTYPE_BF16 ? 150e9 : 55e9;
+    double flops = square_causal ? 0.8 * full_flops : full_flops;
+    double bytes = io_bytes;
+#else
+    double per_thread = p.dtype == PFA_DTYPE_BF16 ? 60e9 : 30e9;
+    double flops = full_flops;
+    double bytes = io_bytes + 4.0 * score_bytes;
+#endif
+    if (p.want_lse) {
+      per_thread = 15e9;
+      flops = full_flops;
+      bytes = io_bytes + 6.0 * score_bytes;
+    }
+    latency = 50e-6 + flops / (threads * per_thread) + bytes / (threads * 6e9);
     watts = 8.0 * threads;
   }
   estimate->latency_s = latency;

@@ -11,6 +11,12 @@
 
 #include <gtest/gtest.h>
 
+#if defined(PFA_TORCH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <optional>
 #include <random>
 #include <string>
 
@@ -142,6 +148,77 @@ TEST(TorchHeader, RejectsTensorsPfaDoesNotTake) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
   }
+}
+
+// On a GPU (LibTorch with CUDA and a device): the plugin on CUDA tensors, on the default stream
+// and on a side stream the caller passes, against the same fp64 reference.
+TEST(TorchSdpaCuda, MatchesReferenceOnTheCallersStream) {
+  auto engine = make_torch_engine();
+  const Plugin* plugin = engine->find_plugin("torch_sdpa");
+  ASSERT_NE(plugin, nullptr);
+  Problem probe = make_problem(1, 2, 2, 16, 16, 64, PFA_DTYPE_BF16, false);
+  probe.device_type = kDLCUDA;
+  std::string reason;
+  if (!plugin->supports(probe, &reason)) GTEST_SKIP() << "no CUDA here: " << reason;
+#if defined(PFA_TORCH_CUDA)
+  const DeviceDescription gpu = plugin->device_info(kDLCUDA, 0);
+  EXPECT_FALSE(gpu.name.empty());
+  std::printf("torch_sdpa on %s (%s)\n", gpu.name.c_str(), gpu.detail.c_str());
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("PFA_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const at::Device cuda(at::kCUDA, 0);
+  struct Config { int64_t b, hq, hkv, lq, lk, d; bool causal, lse; };
+  const Config configs[] = {
+      {2, 8, 8, 128, 128, 64, false, false},  {1, 8, 2, 200, 77, 128, true, false},
+      {1, 8, 2, 77, 200, 128, true, false},   {2, 4, 1, 17, 1000, 96, true, false},
+      {1, 4, 4, 65, 65, 256, false, false},   {1, 8, 2, 100, 37, 72, true, true},
+      {1, 4, 4, 37, 100, 40, true, true},
+  };
+  for (const pfa_dtype dtype : {PFA_DTYPE_FP32, PFA_DTYPE_FP16, PFA_DTYPE_BF16}) {
+    for (const Config& k : configs) {
+      // 0: the default stream; 1: a side stream passed in the options; 2: a side stream made
+      // LibTorch's current one, which the header must pick up by itself.
+      for (const int stream_mode : {0, 1, 2}) {
+        const bool side_stream = stream_mode != 0;
+        Problem p = make_problem(k.b, k.hq, k.hkv, k.lq, k.lk, k.d, dtype, k.causal);
+        p.want_lse = k.lse ? 1 : 0;
+        AttentionCase c = make_case(p, PFA_LAYOUT_BSHD, rng);
+        SCOPED_TRACE(describe(c) + " stream mode " + std::to_string(stream_mode));
+        const Reference ref = reference_attention(c);
+        const at::Tensor q = as_tensor(c.q).to(cuda), kk = as_tensor(c.k).to(cuda),
+                         v = as_tensor(c.v).to(cuda);
+        at::Tensor out = as_tensor(c.out).to(cuda);  // poisoned, as on the host
+        at::Tensor lse = as_tensor(c.lse).to(cuda);
+        AttentionOptions options;
+        options.causal = k.causal;
+        options.backend = "torch_sdpa";
+        const c10::cuda::CUDAStream stream =
+            side_stream ? c10::cuda::getStreamFromPool() : c10::cuda::getDefaultCUDAStream();
+        if (stream_mode == 1) options.stream = stream.stream();
+        // Inputs were written on the default stream: order the side stream after them.
+        c10::cuda::getDefaultCUDAStream().synchronize();
+        Report report;
+        {
+          std::optional<c10::cuda::CUDAStreamGuard> current;
+          if (stream_mode == 2) {
+            current.emplace(stream);
+            EXPECT_EQ(pfa::current_stream(cuda), static_cast<void*>(stream.stream()));
+          }
+          report = k.lse ? pfa::attention(*engine, q, kk, v, out, lse, options)
+                         : pfa::attention(*engine, q, kk, v, out, options);
+        }
+        stream.synchronize();
+        EXPECT_EQ(report.backend, "torch_sdpa");
+        SCOPED_TRACE(std::string("path ") + report.detail.data());
+        as_tensor(c.out).copy_(out);
+        as_tensor(c.lse).copy_(lse);
+        expect_matches(c, ref, "cuda");
+        if (k.lse) EXPECT_LT(lse_max_error(c, ref), 1e-3);
+      }
+    }
+  }
+#endif
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <string>
 
@@ -38,7 +39,26 @@ inline DLDevice dl_device_of(const at::Tensor& t, const char* name) {
               std::string(name) + " is on device " + device.str() + "; pfa takes CPU or CUDA tensors");
 }
 
+// c10::Stream::native_handle() appeared in LibTorch 2.x; without it, fall back to the default
+// stream (a template, so that the missing member is not an error).
+template <typename Stream>
+void* native_handle_of(const Stream& stream) {
+  if constexpr (requires { stream.native_handle(); }) {
+    return stream.native_handle();
+  } else {
+    return nullptr;
+  }
+}
+
 }  // namespace torch_detail
+
+// LibTorch's current stream on a CUDA device as a cudaStream_t (null: the default stream, or a
+// CPU device). Work ordered on it runs after the LibTorch work that produced the tensors.
+inline void* current_stream(const c10::Device& device) {
+  if (!device.is_cuda()) return nullptr;
+  return torch_detail::native_handle_of(
+      c10::impl::getDeviceGuardImpl(device.type())->getStream(device));
+}
 
 // A DLTensor that describes an at::Tensor without owning anything: valid while the tensor lives
 // and keeps its sizes and strides. data_ptr() already includes the storage offset.
@@ -58,14 +78,16 @@ inline DLTensor dl_view(const at::Tensor& t, const char* name = "tensor") {
 
 // Computes attention of q, k, v into out, in the layout options.layout names (BSHD by default:
 // [batch, seq, heads, head_dim]; BHSD: [batch, heads, seq, head_dim]), any strides with a unit
-// head_dim stride. For CUDA tensors, pass the stream in options.stream; null is the default
-// stream. Throws pfa::Error as Engine::attention does.
+// head_dim stride. CUDA tensors run on options.stream, or when that is null on LibTorch's
+// current stream for q's device, as LibTorch's own operators would. Throws pfa::Error as
+// Engine::attention does.
 inline Report attention(Engine& engine, const at::Tensor& q, const at::Tensor& k,
                         const at::Tensor& v, at::Tensor& out, AttentionOptions options = {}) {
   const DLTensor dq = dl_view(q, "q");
   const DLTensor dk = dl_view(k, "k");
   const DLTensor dv = dl_view(v, "v");
   DLTensor dout = dl_view(out, "out");
+  if (options.stream == nullptr && q.is_cuda()) options.stream = current_stream(q.device());
   return engine.attention(dq, dk, dv, dout, options);
 }
 
