@@ -3,15 +3,12 @@
 // the current one.
 #include "context.h"
 
-#include <pfa/learner/cost_model.h>
-#include <pfa/learner/routing_quality.h>
-#include <pfa/learner/training.h>
+#include <pfa/learner/model_store.h>
 #include <pfa/store/store.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <cmath>
 
 namespace pfa::tune {
 
@@ -25,55 +22,28 @@ struct TrainCommandOptions {
 
 void run_train(const Context& context, const TrainCommandOptions& o) {
   const auto store = context.open_store();
-  const auto records = store->records();
-  if (records.empty()) {
+  if (store->count() == 0) {
     throw Error(ErrorCode::model,
                 fmt::format("the store {} has no records; run `pfa-tune bench` first",
                             store->path().string()));
   }
-  learner::TrainOptions options;
-  options.fit.objective = parse_objective(o.objective);
-  options.holdout_fraction = o.holdout;
-  const learner::TrainResult result = learner::train(records, options);
-  const auto& m = result.metrics;
-
-  // Compare with the active model on the same held-out problems.
-  const std::string kind = objective_name(options.fit.objective);
-  std::optional<learner::RoutingQuality> old_quality;
-  if (const auto active = store->active_model(kind)) {
-    try {
-      const auto old_model = learner::CostModel::from_json(active->model_json);
-      old_quality = learner::evaluate_routing(
-          *old_model, records, options.tie_band,
-          [&](const store::ExecutionRecord& r) { return learner::is_held_out(r, options); });
-    } catch (const Error&) {
-      // An unreadable active model is replaced.
-    }
-  }
-  const double new_share = m.holdout.geomean_share_of_oracle;
-  const bool better_or_equal = !old_quality || std::isnan(old_quality->geomean_share_of_oracle) ||
-                               !(new_share < old_quality->geomean_share_of_oracle);
-  const bool activate = o.force || better_or_equal;
-  store::ModelRecord model;
-  model.kind = kind;
-  model.model_json = result.model->to_json();
-  model.metrics_json = m.to_json();
-  model.trained_on_records = static_cast<int64_t>(records.size());
-  model.max_record_id = store->max_id();
-  const int64_t id = store->save_model(model, activate);
-
+  learner::StoreTrainOptions options;
+  options.train.fit.objective = parse_objective(o.objective);
+  options.train.holdout_fraction = o.holdout;
+  options.force = o.force;
+  const learner::StoreTrainResult result = learner::train_from_store(*store, options);
+  const auto& m = result.trained.metrics;
   if (context.json) {
     nlohmann::json out = nlohmann::json::parse(m.to_json());
-    out["model_id"] = id;
-    out["active"] = activate;
+    out["model_id"] = result.model_id;
+    out["active"] = result.activated;
     out["store"] = store->path().string();
-    if (old_quality) out["previous_geomean_share_of_oracle"] = old_quality->geomean_share_of_oracle;
     context.print_json(out);
     return;
   }
   fmt::print("trained model {} ({}) on {} records: {} runs fitted, {} held out, {} failed runs "
-             "skipped, {:.2f} s\n", id, kind, m.records, m.train_rows, m.holdout_rows, m.failed,
-             m.seconds);
+             "skipped, {:.2f} s\n", result.model_id, learner::model_kind(options.train.fit.objective),
+             m.records, m.train_rows, m.holdout_rows, m.failed, m.seconds);
   if (m.holdout.groups > 0) {
     fmt::print("held-out problems: {}  share of oracle: geomean {:.3f}, worst {:.3f} ({})\n",
                m.holdout.groups, m.holdout.geomean_share_of_oracle,
@@ -82,11 +52,9 @@ void run_train(const Context& context, const TrainCommandOptions& o) {
   } else {
     fmt::print("no held-out problem has two backends measured: no held-out quality yet\n");
   }
-  if (old_quality) {
-    fmt::print("previous active model on the same problems: geomean {:.3f}\n",
-               old_quality->geomean_share_of_oracle);
-  }
-  fmt::print("{}\n", activate ? "now the active model" : "kept the previous model (the new one routes held-out problems worse; --force to activate)");
+  fmt::print("{}\n", result.activated ? "now the active model"
+                                      : "kept the previous model (the new one routes held-out "
+                                        "problems worse; --force to activate)");
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "context.h"
 
-#include <pfa/learner/cost_model.h>
 #include <pfa/learner/learned_router.h>
+#include <pfa/learner/model_store.h>
 #include <pfa/store/store.h>
 
 #include <fmt/format.h>
@@ -27,13 +27,11 @@ std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> 
     std::vector<std::shared_ptr<const learner::CostModel>> models;
     const auto store = open_store();
     for (Objective objective : {Objective::latency, Objective::energy, Objective::energy_delay}) {
-      const auto active = store->active_model(objective_name(objective));
-      if (!active) continue;
       try {
-        models.push_back(learner::CostModel::from_json(active->model_json));
+        if (auto model = learner::load_active_model(*store, objective)) models.push_back(model);
       } catch (const Error& e) {
-        fmt::print(stderr, "pfa-tune: ignoring the active {} model {}: {}\n",
-                   objective_name(objective), active->id, e.what());
+        fmt::print(stderr, "pfa-tune: ignoring the active {} model: {}\n",
+                   objective_name(objective), e.what());
       }
     }
     options.make_router = [models](const PluginList& plugins) {
