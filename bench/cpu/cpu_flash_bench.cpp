@@ -64,6 +64,12 @@ double time_median(const std::function<void()>& fn, int repeats, double budget_s
   return t[t.size() / 2];
 }
 
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Lets the other library's spinning worker threads go idle before the next timing.
 void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
 
@@ -193,9 +199,16 @@ int main(int argc, char** argv) {
             settle();
           }
           cpu::Isa ran = cpu::Isa::scalar;
+          const double cpu0 = process_cpu_seconds();
+          int flash_calls = 0;
           c.flash_s = time_median(
-              [&] { ran = force ? cpu::flash_attention(p, forced) : cpu::flash_attention(p); },
+              [&] {
+                ran = force ? cpu::flash_attention(p, forced) : cpu::flash_attention(p);
+                ++flash_calls;
+              },
               repeats, budget);
+          // Core-seconds per call: a load-independent view of efficiency (for tuning).
+          const double core_s = (process_cpu_seconds() - cpu0) / flash_calls;
           if (!flash_only) settle();
           c.isa = cpu::isa_name(ran);
           if (!flash_only) {
@@ -205,11 +218,11 @@ int main(int argc, char** argv) {
           cells.push_back(c);
           const double flops = 4.0 * batch * heads * len * len * dim * (causal ? 0.5 : 1.0);
           std::printf("%s D=%3lld %-6s L=%5lld  flash %8.2f GF/s (%s)  sdpa %7.2f  math %7.2f  "
-                      "x%.2f  err %.1e\n",
+                      "x%.2f  err %.1e  [%.1f GF per core-second]\n",
                       dtype_name, static_cast<long long>(dim), causal ? "causal" : "full",
                       static_cast<long long>(len), flops / c.flash_s * 1e-9, c.isa.c_str(),
                       flops / c.sdpa_s * 1e-9, flops / c.math_s * 1e-9,
-                      std::min(c.sdpa_s, c.math_s) / c.flash_s, c.rel_err);
+                      std::min(c.sdpa_s, c.math_s) / c.flash_s, c.rel_err, flops / core_s * 1e-9);
           std::fflush(stdout);
         }
       }

@@ -61,6 +61,7 @@ int64_t begin_tile_bf16(const Plan& pl, int64_t b, int64_t h, int64_t i0, int64_
       std::memcpy(dst, qbase + b * p.q_stride[0] + (i0 + r) * p.q_stride[1] + h * p.q_stride[2],
                   sizeof(uint16_t) * p.head_dim);
     std::memset(sc.o + r * dp, 0, sizeof(float) * dp);
+    std::memset(sc.lv + 16 * r, 0, sizeof(float) * 16);
     sc.m[r] = -std::numeric_limits<float>::infinity();
     sc.l[r] = 0.0f;
   }
@@ -68,13 +69,13 @@ int64_t begin_tile_bf16(const Plan& pl, int64_t b, int64_t h, int64_t i0, int64_
   return (last_end + kBlockKeys - 1) / kBlockKeys;
 }
 
-// 2^x with a degree-5 polynomial: 2e-6 relative, ample for probabilities rounded to bf16 (2^-9).
+// 2^x with a degree-4 polynomial: 4e-5 relative, below the bf16 rounding (2^-9) the
+// probabilities get anyway; one FMA less than the fp32 path's exp2 on the critical softmax.
 inline __m512 exp2_bf16_grade(__m512 x) {
   const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.3333558146428443e-03f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-03f));
+  __m512 p = _mm512_set1_ps(9.6181291076284772e-03f);
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-02f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-01f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-01f));
@@ -83,10 +84,17 @@ inline __m512 exp2_bf16_grade(__m512 x) {
 }
 
 // Online softmax over one block of raw scores (q . k, not yet scaled) for `rows` rows: scales
-// into base-2 units, masks, updates m/l, writes bf16 probabilities to p16 ([rows][kBlockKeys])
-// and the rescale of the previous output to alpha. Returns true when some alpha differs from 1.
+// into base-2 units, masks, writes bf16 probabilities to p16 ([rows][kBlockKeys]) and the rescale
+// of the previous output to alpha. Returns true when some alpha differs from 1.
+//
+// The running max moves lazily: only when a score exceeds it by more than kLazyMax (base-2
+// units), so probabilities stay below 2^kLazyMax and most blocks need neither a horizontal max
+// nor an output rescale. The running sum stays a 16-lane vector per row (lv), reduced once at
+// the end of the tile by finish_sums().
+constexpr float kLazyMax = 8.0f;
+
 bool softmax_block_bf16(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bool need_mask,
-                        const float* s, uint16_t* p16, float* m, float* l, float* alpha) {
+                        const float* s, uint16_t* p16, float* m, float* lv, float* alpha) {
   static_assert(kBlockKeys == 64, "the softmax keeps one row of a block in four registers");
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const __m512 scale = _mm512_set1_ps(pl.q_scale);
@@ -105,17 +113,30 @@ bool softmax_block_bf16(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bo
         x[c] = _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), keep, x[c]);
       }
     }
-    const float block_max =
-        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3])));
-    const float m_new = block_max > m[r] ? block_max : m[r];
+    const float m_old = m[r];
+    const __m512 limit = _mm512_set1_ps(m_old + kLazyMax);  // -inf while nothing was seen
+    const __mmask16 over = _mm512_cmp_ps_mask(x[0], limit, _CMP_GT_OQ) |
+                           _mm512_cmp_ps_mask(x[1], limit, _CMP_GT_OQ) |
+                           _mm512_cmp_ps_mask(x[2], limit, _CMP_GT_OQ) |
+                           _mm512_cmp_ps_mask(x[3], limit, _CMP_GT_OQ);
+    float m_new = m_old;
+    float a = 1.0f;
+    __m512 sum = _mm512_loadu_ps(lv + 16 * r);
+    if (over != 0) {
+      m_new = _mm512_reduce_max_ps(
+          _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3])));
+      a = m_old == kNegInf ? 0.0f : std::exp2(m_old - m_new);
+      sum = _mm512_mul_ps(sum, _mm512_set1_ps(a));
+      rescale = true;
+      m[r] = m_new;
+    }
+    alpha[r] = a;
     uint16_t* prow = p16 + r * kBlockKeys;
     if (m_new == kNegInf) {  // nothing visible yet in this row
       std::memset(prow, 0, sizeof(uint16_t) * kBlockKeys);
-      alpha[r] = 1.0f;
       continue;
     }
     const __m512 mv = _mm512_set1_ps(m_new);
-    __m512 sum = _mm512_setzero_ps();
     for (int c = 0; c < 4; c += 2) {
       const __m512 e0 = exp2_bf16_grade(_mm512_sub_ps(x[c], mv));
       const __m512 e1 = exp2_bf16_grade(_mm512_sub_ps(x[c + 1], mv));
@@ -123,13 +144,14 @@ bool softmax_block_bf16(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bo
       // cvtne2ps puts its second operand in the low half.
       _mm512_storeu_si512(prow + 16 * c, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
     }
-    const float a = m[r] == kNegInf ? 0.0f : std::exp2(m[r] - m_new);
-    rescale |= a != 1.0f;
-    l[r] = l[r] * a + _mm512_reduce_add_ps(sum);
-    m[r] = m_new;
-    alpha[r] = a;
+    _mm512_storeu_ps(lv + 16 * r, sum);
   }
   return rescale;
+}
+
+// Reduces the per-row vector sums into l before end_tile.
+inline void finish_sums(int64_t rows, const float* lv, float* l) {
+  for (int64_t r = 0; r < rows; ++r) l[r] = _mm512_reduce_add_ps(_mm512_loadu_ps(lv + 16 * r));
 }
 
 // O[r] *= alpha[r] for the rows whose running max moved.

@@ -51,9 +51,9 @@ struct ThreadScratch {
   ThreadScratch() {
     constexpr size_t kTile = kMaxTileRows * kMaxHeadDim;
     constexpr size_t kScores = kMaxTileRows * kBlockKeys;
-    const size_t floats = 2 * kTile + kScores + 3 * kMaxTileRows;
+    const size_t floats = 2 * kTile + kScores + 3 * kMaxTileRows + 16 * kMaxTileRows;
     const size_t halves = kTile + kScores;
-    storage = aligned_buffer(floats * sizeof(float) + halves * sizeof(uint16_t) + 4 * 64);
+    storage = aligned_buffer(floats * sizeof(float) + halves * sizeof(uint16_t) + 6 * 64);
     char* p = static_cast<char*>(storage.get());
     auto take = [&p](size_t bytes) {
       char* r = p;
@@ -66,6 +66,7 @@ struct ThreadScratch {
     view.m = reinterpret_cast<float*>(take(3 * kMaxTileRows * sizeof(float)));
     view.l = view.m + kMaxTileRows;
     view.alpha = view.l + kMaxTileRows;
+    view.lv = reinterpret_cast<float*>(take(16 * kMaxTileRows * sizeof(float)));
     view.q16 = reinterpret_cast<uint16_t*>(take(kTile * sizeof(uint16_t)));
     view.p16 = reinterpret_cast<uint16_t*>(take(kScores * sizeof(uint16_t)));
   }

@@ -137,7 +137,9 @@ void softmax_block(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bool ne
     typename V::Reg mx = V::load(row);
     for (int64_t j = V::kWidth; j < kBlockKeys; j += V::kWidth) mx = V::max(mx, V::load(row + j));
     const float block_max = V::reduce_max(mx);
-    const float m_new = block_max > m[r] ? block_max : m[r];
+    // The running max moves only when a score passes it by more than 8 (base-2 units): the
+    // probabilities stay below 2^8, and most blocks keep alpha = 1 with no exp2 for it.
+    const float m_new = block_max > m[r] + 8.0f ? block_max : m[r];
     if (m_new == kNegInf) {  // nothing visible yet in this row: contributes nothing
       for (int64_t j = 0; j < kBlockKeys; ++j) row[j] = 0.0f;
       alpha[r] = 1.0f;
@@ -150,7 +152,7 @@ void softmax_block(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bool ne
       V::store(row + j, e);
       sum = V::add(sum, e);
     }
-    const float a = m[r] == kNegInf ? 0.0f : std::exp2(m[r] - m_new);
+    const float a = m_new == m[r] ? 1.0f : (m[r] == kNegInf ? 0.0f : std::exp2(m[r] - m_new));
     l[r] = l[r] * a + V::reduce_add(sum);
     m[r] = m_new;
     alpha[r] = a;

@@ -101,7 +101,7 @@ void run_tile_amx(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc)
     for (int64_t r = 0; r < rows_compute; r += 32) qk_pair(sc.q16 + r * dp, dp, kp, sc.s + r * kBlockKeys);
     // Padding rows (past the real ones) see every key; their results are never written out.
     const bool need_mask = j0 + kBlockKeys > first_end;
-    if (softmax_block_bf16(pl, i0, j0, rows_compute, need_mask, sc.s, sc.p16, sc.m, sc.l, sc.alpha))
+    if (softmax_block_bf16(pl, i0, j0, rows_compute, need_mask, sc.s, sc.p16, sc.m, sc.lv, sc.alpha))
       rescale_rows(rows_compute, dp, sc.o, sc.alpha);
     // Keys past the last row's horizon have zero probability everywhere: skip whole 32-key halves.
     const int64_t nj = min_i64(kBlockKeys, last_end - j0);
@@ -109,6 +109,7 @@ void run_tile_amx(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc)
       pv_pair(sc.p16 + r * kBlockKeys, nj, vp, dp, sc.o + r * dp);
   }
   _tile_release();
+  finish_sums(rows, sc.lv, sc.l);
   end_tile<Avx512Vec>(pl, b, h, i0, rows, sc);
 }
 

@@ -113,7 +113,7 @@ void run_tile_avx512_bf16(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scra
     if (r < rows)
       qk_tail_bf16<kRowsBlock - 1>(rows - r, q32 + r * half_dp, half_dp, kp, sc.s + r * kBlockKeys);
     const bool need_mask = j0 + kBlockKeys > first_end;
-    softmax_block_bf16(pl, i0, j0, rows, need_mask, sc.s, sc.p16, sc.m, sc.l, sc.alpha);
+    softmax_block_bf16(pl, i0, j0, rows, need_mask, sc.s, sc.p16, sc.m, sc.lv, sc.alpha);
     const int64_t pairs = (min_i64(kBlockKeys, last_end - j0) + 1) / 2;
     r = 0;
     for (; r + kRowsBlock <= rows; r += kRowsBlock)
@@ -123,6 +123,7 @@ void run_tile_avx512_bf16(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scra
       pv_rows_tail_bf16<kRowsBlock - 1>(rows - r, p32 + r * (kBlockKeys / 2), pairs, vp, dp,
                                         sc.o + r * dp, sc.alpha + r);
   }
+  finish_sums(rows, sc.lv, sc.l);
   end_tile<Avx512Vec>(pl, b, h, i0, rows, sc);
 }
 

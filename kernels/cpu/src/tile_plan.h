@@ -47,6 +47,7 @@ struct Scratch {
   float* m = nullptr;      // [tile_rows] running max (base-2 units)
   float* l = nullptr;      // [tile_rows] running sum
   float* alpha = nullptr;  // [tile_rows] rescale of this block
+  float* lv = nullptr;     // [tile_rows][16] running sums kept as vectors (bf16 paths)
   uint16_t* q16 = nullptr; // [tile_rows][dp] bf16 queries (bf16 paths)
   uint16_t* p16 = nullptr; // [tile_rows][kBlockKeys] bf16 probabilities (bf16 paths)
 };
