@@ -13,7 +13,7 @@ RoutingQuality evaluate_routing(
     const std::function<bool(const store::ExecutionRecord&)>& include) {
   struct Group {
     const store::ExecutionRecord* first = nullptr;
-    std::map<int, std::vector<double>> costs;  // backend id -> measured costs
+    std::map<std::string, std::vector<double>, std::less<>> costs;  // backend -> measured costs
   };
   const FeatureSpace& space = model.features();
   std::map<uint64_t, Group> groups;
@@ -21,11 +21,9 @@ RoutingQuality evaluate_routing(
     if (include && !include(r)) continue;
     const double cost = record_cost(r, model.objective());
     if (!std::isfinite(cost)) continue;
-    const int b = space.backend_id(store::text(r.backend));
-    if (b < 0) continue;
     Group& g = groups[problem_hash(r.problem, store::text(r.device_class))];
     if (!g.first) g.first = &r;
-    g.costs[b].push_back(cost);
+    g.costs[std::string(store::text(r.backend))].push_back(cost);
   }
 
   RoutingQuality q;
@@ -33,20 +31,29 @@ RoutingQuality evaluate_routing(
   q.worst_share_of_oracle = 1.0;
   for (auto& [key, g] : groups) {
     if (g.costs.size() < 2) continue;
+    // A backend the model never saw is measured (it counts for the oracle) but never picked.
     std::vector<int> ids;
+    std::vector<size_t> known;
     std::vector<double> measured;
-    for (auto& [b, costs] : g.costs) {
+    std::vector<std::string_view> names;
+    for (auto& [name, costs] : g.costs) {
       std::sort(costs.begin(), costs.end());
       const size_t m = costs.size();
+      const int b = space.backend_id(name);
+      if (b >= 0) {
+        ids.push_back(b);
+        known.push_back(measured.size());
+      }
       measured.push_back(m % 2 ? costs[m / 2] : 0.5 * (costs[m / 2 - 1] + costs[m / 2]));
-      ids.push_back(b);
+      names.push_back(name);
     }
-    std::vector<double> predicted(ids.size());
+    if (ids.empty()) continue;
+    std::vector<double> known_cost(ids.size());
     const int d = space.device_class_id(store::text(g.first->device_class));
-    if (!model.predict(g.first->problem, d, ids, predicted)) continue;
-    std::vector<std::string_view> names;
-    for (int b : ids) names.push_back(space.backends()[static_cast<size_t>(b)]);
-    std::vector<uint16_t> order(ids.size());
+    if (!model.predict(g.first->problem, d, ids, known_cost)) continue;
+    std::vector<double> predicted(measured.size(), std::numeric_limits<double>::infinity());
+    for (size_t j = 0; j < known.size(); ++j) predicted[known[j]] = known_cost[j];
+    std::vector<uint16_t> order(measured.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint16_t>(i);
     rank_by_cost(order.data(), order.size(), predicted.data(), names.data(), tie_band);
     const double oracle = *std::min_element(measured.begin(), measured.end());

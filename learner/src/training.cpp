@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -88,6 +90,45 @@ TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOp
   m.holdout = evaluate_routing(*result.model, records, options.tie_band, in_holdout);
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+ModelComparison compare_models(const CostModel* current, const CostModel& candidate,
+                               std::span<const store::ExecutionRecord> records,
+                               const TrainOptions& options, double tolerance) {
+  ModelComparison c;
+  bool any_held_out = false;
+  for (const auto& r : records) {
+    if (is_held_out(r, options)) {
+      any_held_out = true;
+      break;
+    }
+  }
+  const std::function<bool(const store::ExecutionRecord&)> held_out =
+      [&](const store::ExecutionRecord& r) { return is_held_out(r, options); };
+  const auto& filter = any_held_out ? held_out : std::function<bool(const store::ExecutionRecord&)>{};
+  c.candidate = evaluate_routing(candidate, records, options.tie_band, filter);
+  if (!current) {
+    c.replace = true;
+    c.reason = "no current model";
+    return c;
+  }
+  c.current = evaluate_routing(*current, records, options.tie_band, filter);
+  if (c.current.groups == 0 || !(c.current.geomean_share_of_oracle > 0)) {
+    c.replace = true;
+    c.reason = "the current model routes none of the held-out problems";
+  } else if (c.candidate.groups == 0) {
+    c.replace = false;
+    c.reason = "the candidate routes none of the held-out problems";
+  } else {
+    c.replace = c.candidate.geomean_share_of_oracle >=
+                c.current.geomean_share_of_oracle - tolerance;
+    c.reason = fmt::format("held-out share of oracle {:.4f} (candidate) vs {:.4f} (current) on {} "
+                           "problems: {}",
+                           c.candidate.geomean_share_of_oracle, c.current.geomean_share_of_oracle,
+                           c.candidate.groups, c.replace ? "candidate routes at least as well"
+                                                         : "candidate routes worse, kept the current");
+  }
+  return c;
 }
 
 }  // namespace pfa::learner

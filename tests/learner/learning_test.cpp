@@ -26,7 +26,7 @@ TEST(LearningLoop, StartsEmptyAndEndsBetterThanTheColdStartRule) {
 
   std::vector<store::ExecutionRecord> records;
   size_t trained_on = 0;
-  for (int call = 0; call < 12000; ++call) {
+  for (int call = 0; call < 8000; ++call) {
     const Problem& p = workload[rng() % workload.size()];
     Decision d;
     router.choose(p, policy, d);
@@ -47,7 +47,7 @@ TEST(LearningLoop, StartsEmptyAndEndsBetterThanTheColdStartRule) {
   }
   ASSERT_NE(router.model(Objective::latency), nullptr);
   const auto stats = router.stats();
-  EXPECT_LE(stats.explored, static_cast<uint64_t>(0.05 * 12000) + options.exploration.burst);
+  EXPECT_LE(stats.explored, static_cast<uint64_t>(0.05 * 8000) + options.exploration.burst);
 
   EstimateRouter cold(plugins);
   LearnedRouterOptions quiet = options;

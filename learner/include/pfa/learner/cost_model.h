@@ -37,9 +37,10 @@ struct FitOptions {
   // OpenMP's spinning threads made small fits 10-100x slower. 0: XGBoost's default (all cores).
   int threads = 1;
   // Below this many successful runs of a backend on a device class, or outside the FLOPs range it
-  // was measured on (plus a margin), the router trusts the plugin's estimate instead of the model.
+  // was measured on (plus a margin: 16x either way, as the per-FLOP target extrapolates well), the
+  // router trusts the plugin's estimate instead of the model.
   int min_rows_per_backend = 8;
-  double coverage_margin_log2 = 2.0;
+  double coverage_margin_log2 = 4.0;
   // Simulated backends' modelled costs are learnable too; they compete only in what-if routing.
   bool include_simulated = true;
   int prediction_lanes = 2;
@@ -108,7 +109,7 @@ class CostModel {
   FeatureSpace space_;
   int64_t trained_rows_ = 0;
   int min_rows_ = 8;
-  float margin_ = 2.0f;
+  float margin_ = 4.0f;
   std::vector<Coverage> coverage_;  // [backend * device_classes + device_class]
   struct Count {
     uint64_t problem;

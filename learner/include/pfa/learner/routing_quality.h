@@ -22,8 +22,9 @@ struct RoutingQuality {
   std::string worst_problem;          // pfa::to_string of the worst group's problem
 };
 
-// Routes every group of `records` (those `include` accepts; default all) with `model`; backends
-// the model never saw are left out of a group.
+// Routes every group of `records` (those `include` accepts; default all) with `model`. A backend
+// the model never saw still counts for the oracle but is never picked, so a model that does not
+// know a fast backend scores lower than one that does.
 RoutingQuality evaluate_routing(
     const CostModel& model, std::span<const store::ExecutionRecord> records,
     double tie_band = kDefaultTieBand,

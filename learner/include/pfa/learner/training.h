@@ -48,4 +48,18 @@ bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& optio
 // are fewer than two successful training runs.
 TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOptions& options = {});
 
+// Whether a candidate model should replace the current one: both route the held-out problems of
+// `records` (all problems when none is held out), and the candidate must reach at least the
+// current model's geometric-mean share of the oracle, less `tolerance`.
+struct ModelComparison {
+  RoutingQuality current;    // groups == 0 when there is no current model
+  RoutingQuality candidate;
+  bool replace = false;
+  std::string reason;        // one line for logs and `pfa-tune train`
+};
+
+ModelComparison compare_models(const CostModel* current, const CostModel& candidate,
+                               std::span<const store::ExecutionRecord> records,
+                               const TrainOptions& options, double tolerance = 0.0);
+
 }  // namespace pfa::learner

@@ -1,0 +1,38 @@
+// The engine hook: a router that routes with the store's active cost models and keeps learning
+// from the store while the application runs.
+//
+//   pfa::EngineOptions options;
+//   options.observer = std::make_shared<pfa::store::StoreObserver>(store_path);
+//   options.make_router = pfa::learner::self_learning_router(
+//       {.store_path = store_path});
+//   pfa::Engine engine(std::move(options));
+#pragma once
+
+#include <pfa/learner/background_learner.h>
+#include <pfa/learner/learned_router.h>
+#include <pfa/router.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+namespace pfa::learner {
+
+struct SelfLearningOptions {
+  std::filesystem::path store_path;  // empty: store::Store::default_path()
+  LearnedRouterOptions router;       // device_class unset: asked of the plugins, as the store does
+  LearnerOptions learner;
+  bool learn_in_background = true;   // false: load the active models once, never retrain
+};
+
+// For EngineOptions::make_router. The router it builds loads the store's active models, starts the
+// background learner (if asked), and stops the learner before it goes away. Throws
+// pfa::Error(store) when the store cannot be opened.
+std::function<std::shared_ptr<Router>(const PluginList&)> self_learning_router(
+    SelfLearningOptions options);
+
+// The device class the store records for a device type, asked of the first plugin that serves it
+// (pfa::store::device_class of its device detail); the DLPack device name when none can say.
+std::string plugin_device_class(const PluginList& plugins, int32_t dl_device_type);
+
+}  // namespace pfa::learner
