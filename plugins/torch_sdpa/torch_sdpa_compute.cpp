@@ -26,6 +26,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <tuple>
 
 // SDPA grew a `scale` argument in 2.1 and `enable_gqa` in 2.5.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -185,7 +186,8 @@ void compute_attention(const pfa_run_args& args, char* detail, size_t capacity) 
   if (group > 1) {
 #if defined(PFA_SDPA_HAS_GQA)
     // fp32 on CUDA: only the math kernel takes enable_gqa, while the memory-efficient kernel
-    // on expanded heads is about 1.6x faster on an H100 (LibTorch 2.11), copy included.
+    // on expanded heads is 1.8x (full) to 4x (causal) faster on an H100 with LibTorch 2.11,
+    // the copy included.
     gqa = !(device.is_cuda() && p.dtype == PFA_DTYPE_FP32);
 #endif
     if (!gqa) {
@@ -193,8 +195,10 @@ void compute_attention(const pfa_run_args& args, char* detail, size_t capacity) 
       vv = expand_heads(v, group);
     }
   }
-#if defined(PFA_SDPA_HAS_SCALE)
+#if defined(PFA_SDPA_HAS_GQA)
   result = at::scaled_dot_product_attention(q, kk, vv, mask, 0.0, square_causal, scale, gqa);
+#elif defined(PFA_SDPA_HAS_SCALE)
+  result = at::scaled_dot_product_attention(q, kk, vv, mask, 0.0, square_causal, scale);
 #else
   // 2.0 always scales by 1/sqrt(D): fold the ratio into q.
   const double ratio = scale * std::sqrt(static_cast<double>(p.head_dim));

@@ -50,7 +50,7 @@ void expect_matches(AttentionCase& c, const Reference& ref, const std::string& w
   EXPECT_LT(error, tolerance(static_cast<pfa_dtype>(c.problem.dtype))) << "relative error " << error;
 }
 
-TEST(TorchHeader, OverloadsMatchReference) {
+TEST(TorchHeader, OverloadsMatchReferenceAndRejectBadTensors) {
   auto engine = make_torch_engine();
   ASSERT_NE(engine->find_plugin("torch_sdpa"), nullptr);
   const uint64_t seed = fresh_seed();
@@ -116,37 +116,37 @@ TEST(TorchHeader, OverloadsMatchReference) {
       EXPECT_LT(lse_max_error(c, ref), 1e-3);
     }
   }
-}
 
-TEST(TorchHeader, RejectsTensorsPfaDoesNotTake) {
-  auto engine = make_torch_engine();
-  const auto f32 = at::TensorOptions().dtype(at::kFloat);
-  const at::Tensor q = at::ones({1, 4, 2, 32}, f32);
-  const at::Tensor ints = at::ones({1, 4, 2, 32}, at::TensorOptions().dtype(at::kInt));
-  at::Tensor out = at::empty({1, 4, 2, 32}, f32);
+  // Tensors pfa does not take, refused before anything runs.
+  {
+    const auto f32 = at::TensorOptions().dtype(at::kFloat);
+    const at::Tensor q = at::ones({1, 4, 2, 32}, f32);
+    const at::Tensor ints = at::ones({1, 4, 2, 32}, at::TensorOptions().dtype(at::kInt));
+    at::Tensor out = at::empty({1, 4, 2, 32}, f32);
 
-  AttentionOptions options;
-  options.backend = "torch_sdpa";
-  try {
-    pfa::attention(*engine, q, ints, q, out, options);
-    ADD_FAILURE() << "an int32 key was accepted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
-    EXPECT_NE(std::string(e.what()).find("k has dtype"), std::string::npos) << e.what();
-  }
-  try {
-    pfa::attention(*engine, q, at::Tensor(), q, out, options);
-    ADD_FAILURE() << "an undefined key was accepted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
-  }
-  // Shape errors come from the engine's validation, through the same path.
-  at::Tensor short_out = at::empty({1, 3, 2, 32}, f32);
-  try {
-    pfa::attention(*engine, q, q, q, short_out, options);
-    ADD_FAILURE() << "a mis-shaped out was accepted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    AttentionOptions options;
+    options.backend = "torch_sdpa";
+    try {
+      pfa::attention(*engine, q, ints, q, out, options);
+      ADD_FAILURE() << "an int32 key was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+      EXPECT_NE(std::string(e.what()).find("k has dtype"), std::string::npos) << e.what();
+    }
+    try {
+      pfa::attention(*engine, q, at::Tensor(), q, out, options);
+      ADD_FAILURE() << "an undefined key was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    }
+    // Shape errors come from the engine's validation, through the same path.
+    at::Tensor short_out = at::empty({1, 3, 2, 32}, f32);
+    try {
+      pfa::attention(*engine, q, q, q, short_out, options);
+      ADD_FAILURE() << "a mis-shaped out was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    }
   }
 }
 

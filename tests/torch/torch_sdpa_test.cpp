@@ -94,7 +94,8 @@ std::vector<pfa_dtype> served_dtypes(const Engine& engine) {
   return dtypes;
 }
 
-TEST(TorchSdpaPlugin, DescribesItself) {
+// One process for the cheap checks: each test case pays for loading LibTorch.
+TEST(TorchSdpaPlugin, DescribesItselfAndRefusesWhatItCannotServe) {
   auto engine = make_torch_engine();
   const Plugin* plugin = engine->find_plugin("torch_sdpa");
   ASSERT_NE(plugin, nullptr);
@@ -132,6 +133,29 @@ TEST(TorchSdpaPlugin, DescribesItself) {
   EXPECT_TRUE(std::isfinite(large.latency_s));
   EXPECT_GT(large.latency_s, 50 * small.latency_s);
   EXPECT_EQ(small.rel_error, 0);
+
+  std::mt19937_64 rng(fresh_seed());
+  if (!plugin_supports(*engine, PFA_DTYPE_FP16)) {
+    // Forcing the backend on a problem it refuses is an `unsupported` error with its reason, and
+    // the output stays untouched.
+    AttentionCase c = make_case(problem_of(kShapes[0], PFA_DTYPE_FP16, false), PFA_LAYOUT_BSHD, rng);
+    AttentionOptions options = c.options();
+    options.backend = "torch_sdpa";
+    try {
+      engine->attention(c.q.dl(), c.k.dl(), c.v.dl(), c.out.dl(), options);
+      ADD_FAILURE() << "fp16 on the CPU ran although supports() said no";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::unsupported);
+      EXPECT_NE(std::string(e.what()).find("fp16"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(c.out.count_non_finite(), c.out.numel());
+  }
+  // A device type it does not serve never reaches run().
+  Problem odd = make_problem(1, 2, 2, 8, 8, 32, PFA_DTYPE_FP32, false);
+  odd.device_type = kDLOpenCL;
+  std::string odd_reason;
+  EXPECT_FALSE(plugin->supports(odd, &odd_reason));
+  EXPECT_FALSE(odd_reason.empty());
 }
 
 TEST(TorchSdpaPlugin, MatchesReferenceAcrossShapesDtypesAndLayouts) {
@@ -166,34 +190,6 @@ TEST(TorchSdpaPlugin, LogSumExp) {
       }
     }
   }
-}
-
-TEST(TorchSdpaPlugin, RefusesWhatItCannotServe) {
-  auto engine = make_torch_engine();
-  ASSERT_NE(engine->find_plugin("torch_sdpa"), nullptr);
-  std::mt19937_64 rng(fresh_seed());
-  std::string reason;
-  if (!plugin_supports(*engine, PFA_DTYPE_FP16, &reason)) {
-    // Forcing the backend on a problem it refuses is an `unsupported` error with its reason, and
-    // the output stays untouched.
-    AttentionCase c = make_case(problem_of(kShapes[0], PFA_DTYPE_FP16, false), PFA_LAYOUT_BSHD, rng);
-    AttentionOptions options = c.options();
-    options.backend = "torch_sdpa";
-    try {
-      engine->attention(c.q.dl(), c.k.dl(), c.v.dl(), c.out.dl(), options);
-      ADD_FAILURE() << "fp16 on the CPU ran although supports() said no";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::unsupported);
-      EXPECT_NE(std::string(e.what()).find("fp16"), std::string::npos) << e.what();
-    }
-    EXPECT_EQ(c.out.count_non_finite(), c.out.numel());
-  }
-  // A device type it does not serve never reaches run().
-  const Plugin* plugin = engine->find_plugin("torch_sdpa");
-  Problem odd = make_problem(1, 2, 2, 8, 8, 32, PFA_DTYPE_FP32, false);
-  odd.device_type = kDLOpenCL;
-  EXPECT_FALSE(plugin->supports(odd, &reason));
-  EXPECT_FALSE(reason.empty());
 }
 
 }  // namespace
