@@ -37,6 +37,11 @@ struct Options {
   bool quick = false;   // a few cells only
   bool variants = false;  // time every sm_90a variant, report the best
   int repeats = 15;
+  // --single D L causal variant: run only ours on one cell a few times (for a profiler).
+  bool single = false;
+  int64_t single_d = 128, single_l = 8192;
+  bool single_causal = false;
+  int single_variant = -1;
 };
 
 enum class Backend { flash, cudnn, mem_efficient };
@@ -142,6 +147,28 @@ int main(int argc, char** argv) {
     else if (a == "--quick") opt.quick = true;
     else if (a == "--variants") opt.variants = true;
     else if (a == "--repeats" && i + 1 < argc) opt.repeats = std::atoi(argv[++i]);
+    else if (a == "--single" && i + 4 < argc) {
+      opt.single = true;
+      opt.single_d = std::atoll(argv[++i]);
+      opt.single_l = std::atoll(argv[++i]);
+      opt.single_causal = std::atoi(argv[++i]) != 0;
+      opt.single_variant = std::atoi(argv[++i]);
+    }
+  }
+  if (opt.single) {
+    const int64_t D = opt.single_d, L = opt.single_l, B = 16384 / L, H = 2048 / D;
+    const auto o = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+    Inputs in{at::randn({B, H, L, D}, o), at::randn({B, H, L, D}, o), at::randn({B, H, L, D}, o)};
+    at::Tensor out = at::empty({B, H, L, D}, o);
+    for (int r = 0; r < 5; ++r) {
+      const kc::LaunchResult res = run_ours(in, out, opt.single_causal, opt.single_variant);
+      if (!res.ok()) {
+        std::fprintf(stderr, "%s\n", res.message.c_str());
+        return 1;
+      }
+    }
+    cudaDeviceSynchronize();
+    return 0;
   }
   std::string card;
   const std::string device = kc::describe_device(0, &card);
@@ -153,7 +180,7 @@ int main(int argc, char** argv) {
     std::fputs(buf, stdout);
     std::fflush(stdout);
   };
-  emit("# cuda_fa3 forward attention vs PyTorch SDPA backends\n\n");
+  emit("%s", "# cuda_fa3 forward attention vs PyTorch SDPA backends\n\n");
   emit("- card: %s\n- date: %s\n- commit: %s\n- PyTorch %s (LibTorch, C++)\n", device.c_str(),
        today().c_str(), opt.commit.c_str(), TORCH_VERSION);
   emit("- grid: B*L = 16384 tokens, H*D = 2048, BHSD inputs, FLOPs = 4*B*H*L^2*D (halved when "
@@ -162,10 +189,10 @@ int main(int argc, char** argv) {
   emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
        opt.variants ? " and the best of all variants" : "");
   if (opt.variants)
-    emit("| dtype | D | L | causal | ours | best variant | best | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    emit("%s", "| dtype | D | L | causal | ours | best variant | best | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | v0/v1/v2/v3 |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   else
-    emit("| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
+    emit("%s", "| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
          "|---|---|---|---|---|---|---|---|---|\n");
 
   std::vector<int64_t> dims = {64, 128, 256};
@@ -203,9 +230,13 @@ int main(int argc, char** argv) {
           const double t_ours = time_ms(ours_fn(-1), 2, opt.repeats);
           double t_best = t_ours;
           int best_var = kc::sm90_default_variant(int(D));
+          std::string per_variant;
           if (opt.variants)
             for (int v = 0; v < kc::sm90_variant_count(); ++v) {
               const double t = time_ms(ours_fn(v), 2, opt.repeats);
+              char buf[16];
+              std::snprintf(buf, sizeof buf, "%s%.0f", v ? "/" : "", tflops(t));
+              per_variant += buf;
               if (std::isfinite(t) && (!std::isfinite(t_best) || t < t_best)) {
                 t_best = t;
                 best_var = v;
@@ -219,9 +250,9 @@ int main(int argc, char** argv) {
           }
           const char* tn = dt == at::kBFloat16 ? "bf16" : "fp16";
           if (opt.variants)
-            emit("| %s | %ld | %ld | %s | %.0f | v%d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |\n", tn, D, L,
+            emit("| %s | %ld | %ld | %s | %.0f | v%d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", tn, D, L,
                  causal ? "yes" : "no", tflops(t_ours), best_var, tflops(t_best), tflops(t_b[0]),
-                 tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best);
+                 tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best, per_variant.c_str());
           else
             emit("| %s | %ld | %ld | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", tn, D, L,
                  causal ? "yes" : "no", tflops(t_ours), tflops(t_b[0]), tflops(t_b[1]),
@@ -242,7 +273,7 @@ int main(int argc, char** argv) {
           }
           cudaDeviceSynchronize();
         }
-  emit("\n## Accuracy (relative error vs fp32 math attention, batch 0, same inputs)\n\n"
+  emit("%s", "\n## Accuracy (relative error vs fp32 math attention, batch 0, same inputs)\n\n"
        "| case | ours | flash | cuDNN | ours / min(flash, cuDNN) |\n|---|---|---|---|---|\n");
   for (const Acc& a : accuracy)
     emit("| %s | %.2e | %.2e | %.2e | %.2f |\n", a.what.c_str(), a.ours, a.flash, a.cudnn,

@@ -30,8 +30,9 @@ else
   cmake -S bench/gpu/standalone -B $BUILD $CFG >> "$OUT/build.txt" 2>&1 || { say "standalone configure failed"; exit 1; }
 fi
 t0=$(date +%s)
-cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda pfa_plugin_cuda_fa3 pfa_kernels_cuda_test >> "$OUT/build.txt" 2>&1 \
+cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda pfa_plugin_cuda_fa3 >> "$OUT/build.txt" 2>&1 \
   || { say "BUILD FAILED"; grep -E "error" "$OUT/build.txt" | head -30 | tee -a "$S"; exit 1; }
+cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda_test >> "$OUT/build.txt" 2>&1 || say "test build failed (see build.txt)"
 cmake --build $BUILD -j"$JOBS" --target pfa_fa3_bench >> "$OUT/build.txt" 2>&1 || say "bench build failed (see build.txt)"
 say "build: $(( $(date +%s) - t0 )) s"
 
@@ -81,6 +82,17 @@ if [ "$MODE" != "tests" ]; then
     timeout $(left 260) $BUILD/bin/pfa_fa3_bench $ARGS > "$OUT/bench_stdout.txt" 2>&1
     say "bench rc=$?"
     tail -5 "$OUT/bench_stdout.txt" >> "$S"
+  fi
+  if command -v ncu >/dev/null && [ -x $BUILD/bin/pfa_fa3_bench ]; then
+    say "== ncu (D=128 L=8192 non-causal bf16, one launch per variant)"
+    : > "$OUT/ncu.txt"
+    for v in ${PFA_NCU_VARIANTS:-0 2}; do
+      echo "### variant $v" >> "$OUT/ncu.txt"
+      timeout $(left 60) ncu -k regex:fa3_fwd_kernel --launch-skip 2 -c 1 --section SpeedOfLight \
+        --section ComputeWorkloadAnalysis --section WarpStateStats --section MemoryWorkloadAnalysis \
+        $BUILD/bin/pfa_fa3_bench --single 128 8192 0 $v >> "$OUT/ncu.txt" 2>&1
+      say "ncu v$v rc=$?"
+    done
   fi
   say "== sanitizers"
   F='*sm90_b1_h2x2_q127_k127_d128_causal_bf16*:*sm90_v2_b1_h2x1_q333_k77_d64_causal_bf16*:*fallback_b1_h2x2_q127_k127_d40_causal_bf16*'

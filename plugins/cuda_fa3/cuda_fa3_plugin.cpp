@@ -28,8 +28,10 @@ struct Verified {
   int head_dim;
   kernels::DType dtype;
 };
-constexpr Verified kVerifiedSm90[] = {{0, kernels::DType::fp32}};  // none yet
-constexpr bool kFallbackVerified = false;
+constexpr Verified kVerifiedSm90[] = {
+    {64, kernels::DType::bf16},  {64, kernels::DType::fp16},  {128, kernels::DType::bf16},
+    {128, kernels::DType::fp16}, {256, kernels::DType::bf16}, {256, kernels::DType::fp16}};
+constexpr bool kFallbackVerified = true;  // head dims 40..256, fp16/bf16, on an H100
 
 bool sm90_verified(int64_t d, int32_t dtype) {
   for (const Verified& v : kVerifiedSm90)

@@ -65,11 +65,11 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 // Online-softmax step on one S block held as wgmma accumulators: thread (warp w, lane 4g+t)
 // holds rows g and g+8 of its warp's 16, columns 8j+2t and 8j+2t+1 for each j.
 // Masks (when Mask), updates the running max m and sum l (per-thread partial sums, reduced in
-// the epilogue), returns the factor the output must be rescaled by, and packs P to 16-bit pairs
-// laid out as the A operand of the next wgmma.
-template <int BN, bool Mask, bool Bf16>
-__device__ __forceinline__ void softmax_block(float (&s)[BN / 2], uint32_t (&pk)[BN / 4],
-                                              float (&m)[2], float (&l)[2], float (&rescale)[2],
+// the epilogue), turns S into P in place (fp32) and returns the factor the output must be
+// rescaled by.
+template <int BN, bool Mask>
+__device__ __forceinline__ void softmax_block(float (&s)[BN / 2], float (&m)[2], float (&l)[2],
+                                              float (&rescale)[2],
                                               int col0, int lim0, int lim1, float scale_log2) {
   constexpr float kNegInf = -__builtin_huge_valf();
   if constexpr (Mask) {
@@ -105,6 +105,12 @@ __device__ __forceinline__ void softmax_block(float (&s)[BN / 2], uint32_t (&pk)
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) l[r] = l[r] * rescale[r] + sum[r];
+}
+
+// P as 16-bit pairs laid out as the A operand of the P V wgmma (the accumulator layout of S
+// for 16 columns is exactly the A fragment of one k16 step).
+template <int BN, bool Bf16>
+__device__ __forceinline__ void pack_p(const float (&s)[BN / 2], uint32_t (&pk)[BN / 4]) {
 #pragma unroll
   for (int i = 0; i < BN / 4; ++i) pk[i] = pack2<Bf16>(s[2 * i], s[2 * i + 1]);
 }
@@ -233,11 +239,11 @@ __global__ void __launch_bounds__(384, 1)
       }
       wgmma_commit();
     };
-    auto softmax = [&](float (&sacc)[BN / 2], uint32_t (&pk)[BN / 4], float (&rs)[2], int n) {
+    auto softmax = [&](float (&sacc)[BN / 2], float (&rs)[2], int n) {
       if (need_mask(n))
-        softmax_block<BN, true, Bf16>(sacc, pk, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+        softmax_block<BN, true>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
       else
-        softmax_block<BN, false, Bf16>(sacc, pk, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+        softmax_block<BN, false>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
     };
     auto release = [&](uint32_t bar) {
       if (lane == 0) mbar_arrive(bar);
@@ -260,7 +266,8 @@ __global__ void __launch_bounds__(384, 1)
           release(k_empty(s));
           uint32_t pk[BN / 4];
           float rs[2];
-          softmax(sacc, pk, rs, n);
+          softmax(sacc, rs, n);
+          pack_p<BN, Bf16>(sacc, pk);
           rescale_o<D>(o, rs);
           mbar_wait(v_full(s), ph);
           issue_pv(pk, s);
@@ -282,7 +289,8 @@ __global__ void __launch_bounds__(384, 1)
           wgmma_wait<0>();
           fence_regs(sacc);
           release(k_empty(0));
-          softmax(sacc, pk, rs, n_end - 1);
+          softmax(sacc, rs, n_end - 1);
+          pack_p<BN, Bf16>(sacc, pk);
         }
         for (int i = 1; i < n_end; ++i) {
           const int n = n_end - 1 - i;
@@ -298,16 +306,14 @@ __global__ void __launch_bounds__(384, 1)
           wgmma_wait<1>();  // Q K^T of this block done; P V of the last may still run
           fence_regs(sacc);
           release(k_empty(s));
-          uint32_t pk_new[BN / 4];
           float rs[2];
-          softmax(sacc, pk_new, rs, n);
+          softmax(sacc, rs, n);  // fp32 only: converting P here would serialize the wgmmas
           wgmma_wait<0>();
           fence_regs(o);
           fence_regs(pk);
           release(v_empty(sp));
           rescale_o<D>(o, rs);
-#pragma unroll
-          for (int j = 0; j < BN / 4; ++j) pk[j] = pk_new[j];
+          pack_p<BN, Bf16>(sacc, pk);
         }
         {
           const int sp = (n_end - 1) % Stages;
