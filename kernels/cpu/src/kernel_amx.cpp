@@ -93,20 +93,32 @@ void run_tile_amx(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc)
   const int64_t first_end = pl.visible_end(i0);
   const int64_t last_end = pl.visible_end(i0 + rows - 1);
   configure_tiles();
-  for (int64_t kb = 0; kb < n_blocks; ++kb) {
-    const int64_t idx = pl.block_index(b, hk, kb);
-    const uint16_t* kp = static_cast<const uint16_t*>(pl.kpack) + idx * pl.block_elems;
-    const uint16_t* vp = static_cast<const uint16_t*>(pl.vpack) + idx * pl.block_elems;
+  // Steps are (key block, pair of 16-row tiles). Software pipeline: the scores of step t+1 are
+  // issued before the softmax of step t, so the tile unit works on them while AVX-512 runs the
+  // softmax (tile instructions are few micro-ops, so the out-of-order window holds both).
+  // Scores alternate between two 32-row halves of sc.s.
+  const int64_t n_pairs = rows_compute / 32;
+  const int64_t n_steps = n_blocks * n_pairs;
+  auto packed = [&](const void* base, int64_t kb) {
+    return static_cast<const uint16_t*>(base) + pl.block_index(b, hk, kb) * pl.block_elems;
+  };
+  auto scores = [&](int64_t t) { return sc.s + (t & 1) * 32 * kBlockKeys; };
+  if (n_steps > 0) qk_pair(sc.q16, dp, packed(pl.kpack, 0), scores(0));
+  for (int64_t t = 0; t < n_steps; ++t) {
+    if (t + 1 < n_steps) {
+      const int64_t next_kb = (t + 1) / n_pairs, next_pair = (t + 1) % n_pairs;
+      qk_pair(sc.q16 + next_pair * 32 * dp, dp, packed(pl.kpack, next_kb), scores(t + 1));
+    }
+    const int64_t kb = t / n_pairs, r = (t % n_pairs) * 32;
     const int64_t j0 = kb * kBlockKeys;
-    for (int64_t r = 0; r < rows_compute; r += 32) qk_pair(sc.q16 + r * dp, dp, kp, sc.s + r * kBlockKeys);
     // Padding rows (past the real ones) see every key; their results are never written out.
     const bool need_mask = j0 + kBlockKeys > first_end;
-    if (softmax_block_bf16(pl, i0, j0, rows_compute, need_mask, sc.s, sc.p16, sc.m, sc.lv, sc.alpha))
-      rescale_rows(rows_compute, dp, sc.o, sc.alpha);
-    // Keys past the last row's horizon have zero probability everywhere: skip whole 32-key halves.
+    if (softmax_block_bf16(pl, i0 + r, j0, 32, need_mask, scores(t), sc.p16 + r * kBlockKeys,
+                           sc.m + r, sc.lv + 16 * r, sc.alpha + r))
+      rescale_rows(32, dp, sc.o + r * dp, sc.alpha + r);
+    // Keys past the last row's horizon have zero probability everywhere: skip 32-key halves.
     const int64_t nj = min_i64(kBlockKeys, last_end - j0);
-    for (int64_t r = 0; r < rows_compute; r += 32)
-      pv_pair(sc.p16 + r * kBlockKeys, nj, vp, dp, sc.o + r * dp);
+    pv_pair(sc.p16 + r * kBlockKeys, nj, packed(pl.vpack, kb), dp, sc.o + r * dp);
   }
   _tile_release();
   finish_sums(rows, sc.lv, sc.l);
