@@ -14,6 +14,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pfa::test {
@@ -172,6 +173,42 @@ TEST(TorchSdpaPlugin, MatchesReferenceAcrossShapesDtypesAndLayouts) {
         check_case(*engine, c);
       }
     }
+  }
+}
+
+// The plugin declares itself thread-safe, so the engine runs it concurrently on one context.
+TEST(TorchSdpaPlugin, ConcurrentCallsOnOneContext) {
+  auto engine = make_torch_engine();
+  ASSERT_NE(engine->find_plugin("torch_sdpa"), nullptr);
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("PFA_TEST_SEED=" + std::to_string(seed));
+  constexpr int kThreads = 4;
+  std::vector<AttentionCase> cases;
+  std::mt19937_64 rng(seed);
+  for (int t = 0; t < kThreads; ++t) {
+    const Shape& shape = kShapes[static_cast<size_t>(t) % kShapes.size()];
+    cases.push_back(make_case(problem_of(shape, PFA_DTYPE_FP32, t % 2 == 1), PFA_LAYOUT_BSHD, rng));
+  }
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      AttentionCase& c = cases[static_cast<size_t>(t)];
+      AttentionOptions options = c.options();
+      options.backend = "torch_sdpa";
+      try {
+        for (int i = 0; i < 5; ++i) engine->attention(c.q.dl(), c.k.dl(), c.v.dl(), c.out.dl(), options);
+      } catch (const std::exception& e) {
+        failures[static_cast<size_t>(t)] = e.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    AttentionCase& c = cases[static_cast<size_t>(t)];
+    SCOPED_TRACE(describe(c));
+    EXPECT_EQ(failures[static_cast<size_t>(t)], "");
+    EXPECT_LT(relative_error(c, reference_attention(c)), tolerance(PFA_DTYPE_FP32));
   }
 }
 
