@@ -1,0 +1,312 @@
+#include "pfa/photonic/attention.h"
+
+#include "numeric.h"
+#include "pfa/photonic/tensor_core.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/combinable.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace pfa::photonic {
+
+namespace {
+
+using detail::load;
+using detail::store;
+using kernels::AttentionParams;
+
+// Keys query row i may see (bottom-right causal alignment): [0, key_end).
+int64_t key_end(const AttentionParams& p, int64_t i) {
+  if (!p.causal) return p.seqlen_k;
+  return std::clamp<int64_t>(i + p.seqlen_k - p.seqlen_q + 1, 0, p.seqlen_k);
+}
+
+void load_row(const void* base, kernels::DType dtype, int64_t offset, int64_t n, float* out) {
+  for (int64_t x = 0; x < n; ++x) out[x] = load(base, dtype, offset + x);
+}
+
+int64_t q_offset(const AttentionParams& p, int64_t b, int64_t i, int64_t h) {
+  return b * p.q_stride[0] + i * p.q_stride[1] + h * p.q_stride[2];
+}
+int64_t k_offset(const AttentionParams& p, int64_t b, int64_t j, int64_t g) {
+  return b * p.k_stride[0] + j * p.k_stride[1] + g * p.k_stride[2];
+}
+int64_t v_offset(const AttentionParams& p, int64_t b, int64_t j, int64_t g) {
+  return b * p.v_stride[0] + j * p.v_stride[1] + g * p.v_stride[2];
+}
+int64_t o_offset(const AttentionParams& p, int64_t b, int64_t i, int64_t h) {
+  return b * p.o_stride[0] + i * p.o_stride[1] + h * p.o_stride[2];
+}
+
+// Softmax numerators exp(s - max) in place over n scores; returns (max, sum).
+std::pair<float, float> softmax_numerators(float* s, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) m = std::max(m, s[j]);
+  float l = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - m);
+    l += s[j];
+  }
+  return {m, l};
+}
+
+// Accumulates a pilot sample of analog detector values for the ADC range.
+struct Pilot {
+  double sum2 = 0, peak = 0;
+  int64_t count = 0;
+  void add(double y) {
+    sum2 += y * y;
+    peak = std::max(peak, std::abs(y));
+    ++count;
+  }
+  AdcRange range(const SignalChain& chain, double sigmas) const {
+    if (sigmas <= 0 || count == 0) return make_adc_range(chain.physical_full_scale(), chain.adc_bits());
+    const double s = chain.sigma();
+    const double rms = std::sqrt(sum2 / count + s * s);
+    double fs = std::max(sigmas * rms, peak);
+    if (!(fs > 0)) fs = chain.physical_full_scale();
+    return make_adc_range(std::min(fs, chain.physical_full_scale()), chain.adc_bits());
+  }
+};
+
+}  // namespace
+
+AttentionShape shape_of(const AttentionParams& p) {
+  AttentionShape s;
+  s.batch = p.batch;
+  s.heads_q = p.heads_q;
+  s.heads_kv = p.heads_kv;
+  s.seqlen_q = p.seqlen_q;
+  s.seqlen_k = p.seqlen_k;
+  s.head_dim = p.head_dim;
+  s.causal = p.causal;
+  s.bytes_per_element = p.dtype == kernels::DType::fp32 ? 4 : 2;
+  return s;
+}
+
+PhotonicRunStats photonic_attention(const SimulatedDevice& device, const AttentionParams& p,
+                                    uint64_t call_id) {
+  PhotonicRunStats stats;
+  const SignalChain chain(device, call_id);
+  const int L = chain.wavelengths();
+  const int W = chain.width(), H = chain.height();
+  const int64_t d = p.head_dim, Lq = p.seqlen_q, Lk = p.seqlen_k;
+  const int64_t group = p.heads_q / p.heads_kv;
+  const int64_t chunks_d = chain.chunks(d), chunks_k = chain.chunks(Lk);
+
+  // K rows and V columns are operands of side B: encode each (batch, kv head) once.
+  const int64_t kv_heads = p.batch * p.heads_kv;
+  std::vector<EncodedRows> keys(kv_heads), values(kv_heads);
+  tbb::parallel_for(int64_t{0}, kv_heads, [&](int64_t bg) {
+    const int64_t b = bg / p.heads_kv, g = bg % p.heads_kv;
+    std::vector<float> k(static_cast<size_t>(Lk * d)), v(static_cast<size_t>(Lk * d));
+    for (int64_t j = 0; j < Lk; ++j) {
+      load_row(p.k, p.dtype, k_offset(p, b, j, g), d, k.data() + j * d);
+      load_row(p.v, p.dtype, v_offset(p, b, j, g), d, v.data() + j * d);
+    }
+    keys[bg] = encode_rows(chain, k.data(), Lk, d, d, 1, Side::b, false);
+    values[bg] = encode_rows(chain, v.data(), d, Lk, 1, d, Side::b, false);  // columns of V
+  });
+
+  const int64_t rows = p.batch * p.heads_q * Lq;
+  auto split = [&](int64_t r, int64_t& b, int64_t& h, int64_t& i) {
+    i = r % Lq;
+    h = (r / Lq) % p.heads_q;
+    b = r / (Lq * p.heads_q);
+  };
+
+  // ADC full scales from a pilot: a few rows through both products, noise-free.
+  Pilot pilot_qk, pilot_pv;
+  if (device.config().adc_range_sigmas > 0) {
+    const int64_t samples = std::min<int64_t>(rows, 8);
+    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k), kf(d);
+    for (int64_t n = 0; n < samples; ++n) {
+      int64_t b, h, i;
+      split(n * rows / samples, b, h, i);
+      const int64_t end = key_end(p, i);
+      if (end == 0) continue;
+      const int64_t bg = b * p.heads_kv + h / group;
+      load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
+      chain.encode(q.data(), d, 1, static_cast<int>(i % W), Side::a, false, qe.data(), qs.data());
+      const int64_t kstep = std::max<int64_t>(1, end / 64);
+      for (int64_t j = 0; j < end; j += kstep) {
+        for (int64_t c = 0; c < chunks_d; ++c) {
+          pilot_qk.add(chain.analog(qe.data() + c * L, keys[bg].row(j) + c * L,
+                                    static_cast<int>(i % W), static_cast<int>(j % H)));
+        }
+      }
+      // Exact fp32 scores of this row give the probabilities the P . V pilot needs.
+      for (int64_t j = 0; j < end; ++j) {
+        load_row(p.k, p.dtype, k_offset(p, b, j, h / group), d, kf.data());
+        float acc = 0;
+        for (int64_t x = 0; x < d; ++x) acc += q[x] * kf[x];
+        s[j] = acc * p.softmax_scale;
+      }
+      softmax_numerators(s.data(), end);
+      chain.encode(s.data(), end, 1, static_cast<int>(i % W), Side::a, true, pe.data(), ps.data());
+      const int64_t chunks = chain.chunks(end);
+      const int64_t cstep = std::max<int64_t>(1, chunks / 64);
+      for (int64_t x = 0; x < d; ++x) {
+        for (int64_t c = 0; c < chunks; c += cstep) {
+          pilot_pv.add(chain.analog(pe.data() + c * L, values[bg].row(x) + c * L,
+                                    static_cast<int>(i % W), static_cast<int>(x % H)));
+        }
+      }
+    }
+  }
+  const double sigmas = device.config().adc_range_sigmas;
+  const AdcRange adc_qk = pilot_qk.range(chain, sigmas);
+  const AdcRange adc_pv = pilot_pv.range(chain, sigmas);
+  stats.qk_full_scale = adc_qk.full_scale;
+  stats.pv_full_scale = adc_pv.full_scale;
+
+  tbb::combinable<int64_t> clipped_sum([] { return int64_t{0}; });
+  tbb::combinable<int64_t> detections_sum([] { return int64_t{0}; });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8), [&](const auto& range) {
+    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k);
+    int64_t clipped = 0, detections = 0;
+    for (int64_t r = range.begin(); r < range.end(); ++r) {
+      int64_t b, h, i;
+      split(r, b, h, i);
+      const int64_t end = key_end(p, i);
+      const int64_t out = o_offset(p, b, i, h);
+      float* lse = p.lse ? p.lse + (b * p.heads_q + h) * Lq + i : nullptr;
+      if (end == 0) {
+        for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, 0.0f);
+        if (lse) *lse = -std::numeric_limits<float>::infinity();
+        continue;
+      }
+      const int64_t bg = b * p.heads_kv + h / group;
+      const EncodedRows& K = keys[bg];
+      const EncodedRows& V = values[bg];
+      const int w = static_cast<int>(i % W);
+
+      // Q . K^T on the crossbar, one detection per lambda-chunk, accumulated digitally.
+      load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
+      chain.encode(q.data(), d, 1, w, Side::a, false, qe.data(), qs.data());
+      const uint64_t key_qk = chain.noise_key(2 * static_cast<uint64_t>(r));
+      for (int64_t j = 0; j < end; ++j) {
+        const float* kj = K.row(j);
+        const float* ks = K.scale(j);
+        const int hh = static_cast<int>(j % H);
+        float acc = 0;
+        for (int64_t c = 0; c < chunks_d; ++c) {
+          acc += chain.detect(qe.data() + c * L, kj + c * L, w, hh, key_qk,
+                              static_cast<uint64_t>(j * chunks_d + c), adc_qk, clipped) *
+                 qs[c] * ks[c];
+        }
+        s[j] = acc * p.softmax_scale;
+      }
+      detections += end * chunks_d;
+
+      // Softmax electronically in fp32.
+      const auto [m, l] = softmax_numerators(s.data(), end);
+      if (lse) *lse = m + std::log(l);
+
+      // P . V on the crossbar: unnormalised probabilities (side A) against V columns (side B).
+      chain.encode(s.data(), end, 1, w, Side::a, true, pe.data(), ps.data());
+      const int64_t chunks = chain.chunks(end);
+      const uint64_t key_pv = chain.noise_key(2 * static_cast<uint64_t>(r) + 1);
+      const float inv_l = 1.0f / l;
+      for (int64_t x = 0; x < d; ++x) {
+        const float* vx = V.row(x);
+        const float* vs = V.scale(x);
+        const int hh = static_cast<int>(x % H);
+        float acc = 0;
+        for (int64_t c = 0; c < chunks; ++c) {
+          acc += chain.detect(pe.data() + c * L, vx + c * L, w, hh, key_pv,
+                              static_cast<uint64_t>(x * chunks_k + c), adc_pv, clipped) *
+                 ps[c] * vs[c];
+        }
+        store(p.out, p.dtype, out + x, acc * inv_l);
+      }
+      detections += d * chunks;
+    }
+    clipped_sum.local() += clipped;
+    detections_sum.local() += detections;
+  });
+  stats.clipped = clipped_sum.combine(std::plus<int64_t>());
+  stats.detections = detections_sum.combine(std::plus<int64_t>());
+  return stats;
+}
+
+SampledError sampled_error(const AttentionParams& p, int max_rows) {
+  SampledError result;
+  const int64_t rows = p.batch * p.heads_q * p.seqlen_q;
+  const int64_t d = p.head_dim, group = p.heads_q / p.heads_kv;
+  const int64_t samples = std::min<int64_t>(rows, std::max(1, max_rows));
+  double diff2 = 0, ref2 = 0;
+  std::vector<double> q(d), s(p.seqlen_k), o(d);
+  for (int64_t n = 0; n < samples; ++n) {
+    const int64_t r = n * rows / samples;
+    const int64_t i = r % p.seqlen_q, h = (r / p.seqlen_q) % p.heads_q;
+    const int64_t b = r / (p.seqlen_q * p.heads_q), g = h / group;
+    const int64_t end = key_end(p, i);
+    if (end == 0) continue;
+    for (int64_t x = 0; x < d; ++x) q[x] = load(p.q, p.dtype, q_offset(p, b, i, h) + x);
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < end; ++j) {
+      double acc = 0;
+      for (int64_t x = 0; x < d; ++x) acc += q[x] * load(p.k, p.dtype, k_offset(p, b, j, g) + x);
+      s[j] = acc * static_cast<double>(p.softmax_scale);
+      m = std::max(m, s[j]);
+    }
+    double l = 0;
+    std::fill(o.begin(), o.end(), 0.0);
+    for (int64_t j = 0; j < end; ++j) {
+      const double e = std::exp(s[j] - m);
+      l += e;
+      for (int64_t x = 0; x < d; ++x) o[x] += e * load(p.v, p.dtype, v_offset(p, b, j, g) + x);
+    }
+    for (int64_t x = 0; x < d; ++x) {
+      const double exact = o[x] / l;
+      const double got = load(p.out, p.dtype, o_offset(p, b, i, h) + x);
+      diff2 += (got - exact) * (got - exact);
+      ref2 += exact * exact;
+    }
+    ++result.rows;
+  }
+  result.rel_error = ref2 > 0 ? std::sqrt(diff2 / ref2) : 0.0;
+  return result;
+}
+
+void exact_attention(const AttentionParams& p) {
+  const int64_t d = p.head_dim, Lq = p.seqlen_q, Lk = p.seqlen_k;
+  const int64_t group = p.heads_q / p.heads_kv;
+  const int64_t rows = p.batch * p.heads_q * Lq;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8), [&](const auto& range) {
+    std::vector<float> q(d), s(Lk), o(d), kv(d);
+    for (int64_t r = range.begin(); r < range.end(); ++r) {
+      const int64_t i = r % Lq, h = (r / Lq) % p.heads_q, b = r / (Lq * p.heads_q);
+      const int64_t g = h / group, end = key_end(p, i), out = o_offset(p, b, i, h);
+      float* lse = p.lse ? p.lse + (b * p.heads_q + h) * Lq + i : nullptr;
+      if (end == 0) {
+        for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, 0.0f);
+        if (lse) *lse = -std::numeric_limits<float>::infinity();
+        continue;
+      }
+      load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
+      for (int64_t j = 0; j < end; ++j) {
+        load_row(p.k, p.dtype, k_offset(p, b, j, g), d, kv.data());
+        float acc = 0;
+        for (int64_t x = 0; x < d; ++x) acc += q[x] * kv[x];
+        s[j] = acc * p.softmax_scale;
+      }
+      const auto [m, l] = softmax_numerators(s.data(), end);
+      if (lse) *lse = m + std::log(l);
+      std::fill(o.begin(), o.end(), 0.0f);
+      for (int64_t j = 0; j < end; ++j) {
+        load_row(p.v, p.dtype, v_offset(p, b, j, g), d, kv.data());
+        for (int64_t x = 0; x < d; ++x) o[x] += s[j] * kv[x];
+      }
+      for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, o[x] / l);
+    }
+  });
+}
+
+}  // namespace pfa::photonic

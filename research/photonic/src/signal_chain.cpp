@@ -1,0 +1,115 @@
+#include "pfa/photonic/signal_chain.h"
+
+#include "pfa/photonic/counter_rng.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace pfa::photonic {
+
+namespace {
+constexpr int kMaxWavelengths = 256;  // bound for the stack buffers of one chunk
+}
+
+AdcRange make_adc_range(double full_scale, int bits) {
+  AdcRange r;
+  const double half_codes = std::ldexp(1.0, bits - 1);
+  r.full_scale = static_cast<float>(full_scale);
+  r.step = static_cast<float>(full_scale / half_codes);
+  r.inv_step = static_cast<float>(half_codes / full_scale);
+  r.code_min = static_cast<float>(-half_codes);
+  r.code_max = static_cast<float>(half_codes - 1);
+  return r;
+}
+
+SignalChain::SignalChain(const SimulatedDevice& device, uint64_t noise_stream)
+    : state_(device.optical_state()),
+      corrections_(device.corrections()),
+      lambda_(device.params().wavelengths),
+      inv_lambda_(1.0f / static_cast<float>(device.params().wavelengths)),
+      sigma_(static_cast<float>(device.noise_sigma())),
+      dac_bits_(device.config().dac_bits),
+      adc_bits_(device.config().adc_bits),
+      seed_(stream_key(device.config().noise_seed, noise_stream)) {
+  if (lambda_ > kMaxWavelengths) throw std::runtime_error("too many wavelengths per core");
+  auto max_of = [](const std::vector<float>& v) {
+    float m = 0;
+    for (float x : v) m = std::max(m, std::abs(x));
+    return m;
+  };
+  // The ADC's widest range: the largest product the optics can deliver (all channels at full
+  // scale, the strongest gains, crosstalk adding in phase), with 1/8 headroom and room for noise.
+  const double leak = 1.0 + 2.0 * state_.crosstalk;
+  const double largest = max_of(state_.node_gain) * max_of(state_.gain_a) *
+                             max_of(state_.gain_b) * leak * leak + max_of(state_.node_offset);
+  physical_full_scale_ = std::max(largest, 1.0) * 1.125 + 4.0 * sigma_;
+}
+
+uint64_t SignalChain::noise_key(uint64_t stream) const { return stream_key(seed_, stream); }
+
+void SignalChain::encode(const float* raw, int64_t n, int64_t stride, int lane, Side side,
+                         bool nonnegative, float* optical, float* scales) const {
+  const int L = lambda_;
+  const float* predistort = nullptr;
+  if (corrections_.active) {
+    const auto& m = side == Side::a ? corrections_.predistort_a : corrections_.predistort_b;
+    if (!m.empty()) predistort = m.data() + static_cast<size_t>(lane) * L * L;
+  }
+  const float* gain = (side == Side::a ? state_.gain_a.data() : state_.gain_b.data()) +
+                      static_cast<size_t>(lane) * L;
+  const float xt = state_.crosstalk;
+  const int bits = dac_bits_;
+  const float levels = nonnegative ? static_cast<float>(std::ldexp(1.0, bits) - 1)
+                                   : static_cast<float>(std::max(1.0, std::ldexp(1.0, bits - 1) - 1));
+  const float lo = nonnegative ? 0.0f : -1.0f;
+  float x[kMaxWavelengths], y[kMaxWavelengths], e[kMaxWavelengths];
+  const int64_t chunks = (n + L - 1) / L;
+  for (int64_t c = 0; c < chunks; ++c) {
+    for (int k = 0; k < L; ++k) {
+      const int64_t i = c * L + k;
+      x[k] = i < n ? raw[i * stride] : 0.0f;
+    }
+    const float* v = x;
+    if (predistort != nullptr) {
+      for (int r = 0; r < L; ++r) {
+        float acc = 0;
+        for (int k = 0; k < L; ++k) acc += predistort[r * L + k] * x[k];
+        y[r] = acc;
+      }
+      v = y;
+    }
+    // Block floating point: one scale per chunk (kept digitally), the DAC sees [-1, 1] or [0, 1].
+    float scale = 0;
+    for (int k = 0; k < L; ++k) scale = std::max(scale, std::abs(v[k]));
+    scales[c] = scale;
+    float* out = optical + c * L;
+    if (scale == 0) {
+      std::fill(out, out + L, 0.0f);
+      continue;
+    }
+    const float to_levels = levels / scale;
+    const float inv_levels = 1.0f / levels;
+    for (int k = 0; k < L; ++k) {
+      const float code = std::nearbyint(v[k] * to_levels) * inv_levels;
+      e[k] = gain[k] * std::clamp(code, lo, 1.0f);  // modulator: this channel's power gain
+    }
+    // Each channel's ring also modulates its neighbours' lines (Lorentzian tail).
+    for (int k = 0; k < L; ++k) {
+      const float left = k > 0 ? e[k - 1] : 0.0f;
+      const float right = k + 1 < L ? e[k + 1] : 0.0f;
+      out[k] = e[k] + xt * (left + right);
+    }
+  }
+}
+
+float SignalChain::detect(const float* a, const float* b, int w, int h, uint64_t key,
+                          uint64_t counter, const AdcRange& adc, int64_t& clipped) const {
+  float y = analog(a, b, w, h);
+  if (sigma_ > 0) y += sigma_ * gaussian(key, counter);
+  const int node = w * state_.height + h;
+  return (quantize(adc, y, clipped) - corrections_.output_offset[node]) *
+         corrections_.output_gain[node];
+}
+
+}  // namespace pfa::photonic

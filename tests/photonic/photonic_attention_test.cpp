@@ -1,0 +1,116 @@
+// Attention through the simulated device: exact when ideal, error ordered by bits and optical
+// power, deterministic per seed.
+#include "photonic_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace pfa::photonic {
+namespace {
+
+using test_util::device;
+using test_util::ideal_config;
+using test_util::random_case;
+using test_util::run_error;
+
+TEST(PhotonicAttention, IdealDeviceMatchesExactAttentionToFloatPrecision) {
+  const SimulatedDevice ideal = device(ideal_config());
+  const uint64_t seed = pfa::test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  for (bool causal : {false, true}) {
+    auto c = random_case(seed, 77, 72, causal, PFA_DTYPE_FP32, 4, 2);
+    const double error = run_error(ideal, c);
+    EXPECT_LT(error, 1e-5) << "causal " << causal;
+    EXPECT_LT(pfa::test::lse_max_error(c, pfa::test::reference_attention(c)), 1e-4);
+    EXPECT_EQ(c.out.count_non_finite(), 0);
+  }
+  // Reduced-precision tensors: the output rounding is the only error left.
+  for (pfa_dtype dtype : {PFA_DTYPE_FP16, PFA_DTYPE_BF16}) {
+    auto c = random_case(seed, 40, 64, true, dtype);
+    EXPECT_LT(run_error(ideal, c), pfa::test::tolerance(dtype));
+  }
+}
+
+TEST(PhotonicAttention, CausalRowsThatSeeNoKeyAreZeroWithMinusInfinityLse) {
+  std::mt19937_64 rng(pfa::test::fresh_seed());
+  Problem problem = make_problem(1, 2, 2, 20, 8, 32, PFA_DTYPE_FP32, true);  // 12 rows see nothing
+  problem.want_lse = 1;
+  auto c = pfa::test::make_case(problem, PFA_LAYOUT_BSHD, rng);
+  SimConfig config;
+  const SimulatedDevice d = device(config);
+  photonic_attention(d, test_util::params_of(c), 3);
+  for (int64_t h = 0; h < 2; ++h) {
+    for (int64_t i = 0; i < 12; ++i) {
+      EXPECT_TRUE(std::isinf(c.lse.get(0, h, i)) && c.lse.get(0, h, i) < 0);
+      for (int64_t x = 0; x < 32; ++x) EXPECT_EQ(c.out.get(0, i, h, x), 0.0);
+    }
+  }
+  EXPECT_EQ(c.out.count_non_finite(), 0);
+}
+
+TEST(PhotonicAttention, ErrorGrowsAsBitsDrop) {
+  const uint64_t seed = pfa::test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto c = random_case(seed, 128, 64);
+  double previous = 0;
+  for (int bits : {12, 10, 8, 6, 4}) {
+    SimConfig config;
+    config.dac_bits = config.adc_bits = bits;
+    SimulatedDevice d = device(config);
+    calibrate(d, CalibrationOptions{.measure_error = false});
+    const double error = run_error(d, c);
+    EXPECT_GT(error, previous) << bits << " bits";
+    previous = error;
+  }
+  EXPECT_LT(previous, 0.5);  // 4 bits: tens of percent, not garbage
+}
+
+TEST(PhotonicAttention, ErrorGrowsAsOpticalPowerFalls) {
+  const uint64_t seed = pfa::test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  auto c = random_case(seed, 128, 64);
+  double previous = 0;
+  for (double offset_db : {0.0, -20.0, -30.0, -40.0}) {
+    SimConfig config;
+    config.optical_power_offset_db = offset_db;
+    SimulatedDevice d = device(config);
+    calibrate(d, CalibrationOptions{.measure_error = false});
+    const double error = run_error(d, c);
+    EXPECT_GT(error, previous) << offset_db << " dB";
+    previous = error;
+  }
+}
+
+TEST(PhotonicAttention, SameSeedSameOutputOtherSeedOtherOutput) {
+  const uint64_t seed = pfa::test::fresh_seed();
+  auto a = random_case(seed, 64, 64);
+  auto b = random_case(seed, 64, 64);
+  SimConfig config;
+  config.noise_seed = 11;
+  const SimulatedDevice d1 = device(config), d2 = device(config);
+  photonic_attention(d1, test_util::params_of(a), 5);
+  photonic_attention(d2, test_util::params_of(b), 5);
+  EXPECT_EQ(std::memcmp(a.out.data(), b.out.data(), a.out.storage_bytes()), 0);
+  config.noise_seed = 12;
+  const SimulatedDevice d3 = device(config);
+  photonic_attention(d3, test_util::params_of(b), 5);
+  EXPECT_NE(std::memcmp(a.out.data(), b.out.data(), a.out.storage_bytes()), 0);
+}
+
+TEST(PhotonicAttention, SampledErrorAgreesWithTheFullError) {
+  auto c = random_case(pfa::test::fresh_seed(), 200, 64);
+  SimConfig config;
+  config.dac_bits = config.adc_bits = 6;
+  const SimulatedDevice d = device(config);
+  const auto p = test_util::params_of(c);
+  photonic_attention(d, p, 1);
+  const double full = pfa::test::relative_error(c, pfa::test::reference_attention(c));
+  const SampledError sampled = sampled_error(p, 32);
+  EXPECT_EQ(sampled.rows, 32);
+  EXPECT_NEAR(sampled.rel_error, full, 0.35 * full);
+}
+
+}  // namespace
+}  // namespace pfa::photonic
