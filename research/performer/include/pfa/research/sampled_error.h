@@ -18,9 +18,9 @@ struct ErrorReport {
   int64_t rows = 0;          // rows compared
 };
 
-// Compares params.out with exact attention on at most `max_rows` query rows spread evenly over
-// (batch, head, position). Rows that see no key must be zero and are skipped. Cost:
-// max_rows * seqlen_k * head_dim.
+// Compares params.out with exact attention on about `max_rows` query rows (a few more under a
+// causal mask, whose early rows are sampled densely and weighted by the rows they stand for),
+// spread over batch and heads. Rows that see no key are not sampled. Cost: rows * seqlen_k * d.
 ErrorReport sampled_error(const kernels::AttentionParams& params, int64_t max_rows);
 
 // Exact attention (fp64 accumulation) for one query row: out[head_dim]; returns the LSE
