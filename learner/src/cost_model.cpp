@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <sstream>
 #include <thread>
 
@@ -134,31 +135,53 @@ std::shared_ptr<const CostModel> CostModel::fit(
   const size_t width = space.width();
   const size_t n_dev = space.device_classes().size();
 
-  std::vector<float> data(rows * width);
-  std::vector<float> labels(rows);
+  // Repeats of one problem on one backend become one row: the median cost, weighted by
+  // 1 + log2(runs). A cold first run or a noisy neighbour (10x outliers are common on a shared
+  // machine) then cannot drag the fit, and a hot shape run thousands of times does not drown the
+  // rest. Groups are keyed (and so ordered) by content, not by record order.
+  struct Group {
+    const store::ExecutionRecord* first = nullptr;
+    std::vector<double> log_costs;
+  };
+  std::map<std::tuple<uint64_t, int, int>, Group> groups;
   model->coverage_.assign(space.backends().size() * n_dev, Coverage{});
-  size_t row = 0;
   for (const auto& r : records) {
     if (!use(r)) continue;
     const int b = space.backend_id(store::text(r.backend));
     const int d = space.device_class_id(store::text(r.device_class));
-    float* x = &data[row * width];
-    space.encode(r.problem, d, b, x);
-    labels[row] = static_cast<float>(std::log(record_cost(r, options.objective)) -
-                                     work_log(options.objective, x));
+    const std::string_view device_class = store::text(r.device_class);
+    Group& g = groups[{problem_hash(r.problem, device_class), b, d}];
+    if (!g.first) g.first = &r;
+    g.log_costs.push_back(std::log(record_cost(r, options.objective)));
     Coverage& c = model->coverage_[static_cast<size_t>(b) * n_dev + static_cast<size_t>(d)];
-    const float flops = x[7];
+    const float flops = static_cast<float>(std::log2(std::max(attention_flops(r.problem), 1.0)));
     c.min_log2_flops = c.rows ? std::min(c.min_log2_flops, flops) : flops;
     c.max_log2_flops = c.rows ? std::max(c.max_log2_flops, flops) : flops;
     ++c.rows;
+  }
+  const size_t n_rows = groups.size();
+  std::vector<float> data(n_rows * width);
+  std::vector<float> labels(n_rows), weights(n_rows);
+  size_t row = 0;
+  for (auto& [key, g] : groups) {
+    float* x = &data[row * width];
+    space.encode(g.first->problem, std::get<2>(key), std::get<1>(key), x);
+    auto& v = g.log_costs;
+    std::sort(v.begin(), v.end());
+    const size_t m = v.size();
+    const double median = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+    labels[row] = static_cast<float>(median - work_log(options.objective, x));
+    weights[row] = static_cast<float>(1.0 + std::log2(static_cast<double>(m)));
     ++row;
   }
+  model->fitted_groups_ = static_cast<int64_t>(n_rows);
 
   DMatrixOwner train;
-  check(XGDMatrixCreateFromMat(data.data(), rows, width, std::numeric_limits<float>::quiet_NaN(),
+  check(XGDMatrixCreateFromMat(data.data(), n_rows, width, std::numeric_limits<float>::quiet_NaN(),
                                &train.h),
         "build the training matrix");
-  check(XGDMatrixSetFloatInfo(train.h, "label", labels.data(), rows), "set labels");
+  check(XGDMatrixSetFloatInfo(train.h, "label", labels.data(), n_rows), "set labels");
+  check(XGDMatrixSetFloatInfo(train.h, "weight", weights.data(), n_rows), "set weights");
   BoosterOwner booster;
   check(XGBoosterCreate(&train.h, 1, &booster.h), "create a booster");
   const std::pair<const char*, std::string> params[] = {
@@ -206,6 +229,7 @@ std::shared_ptr<const CostModel> CostModel::fit(
   meta["backends"] = space.backends();
   meta["device_classes"] = space.device_classes();
   meta["trained_rows"] = model->trained_rows_;
+  meta["fitted_groups"] = model->fitted_groups_;
   meta["min_rows_per_backend"] = model->min_rows_;
   meta["coverage_margin_log2"] = model->margin_;
   auto& cov = meta["coverage"] = nlohmann::json::array();
@@ -254,6 +278,7 @@ std::shared_ptr<const CostModel> CostModel::from_json(std::string_view json, int
     model->space_ = FeatureSpace(meta.at("backends").get<std::vector<std::string>>(),
                                  meta.at("device_classes").get<std::vector<std::string>>());
     model->trained_rows_ = meta.at("trained_rows").get<int64_t>();
+    model->fitted_groups_ = meta.value("fitted_groups", int64_t{0});
     model->min_rows_ = meta.at("min_rows_per_backend").get<int>();
     model->margin_ = meta.at("coverage_margin_log2").get<float>();
     for (const auto& c : meta.at("coverage")) {

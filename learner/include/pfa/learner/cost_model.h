@@ -77,7 +77,9 @@ class CostModel {
 
   Objective objective() const noexcept { return objective_; }
   const FeatureSpace& features() const noexcept { return space_; }
-  int64_t trained_rows() const noexcept { return trained_rows_; }
+  int64_t trained_rows() const noexcept { return trained_rows_; }  // successful runs fitted
+  // Rows the booster saw: one per (problem, backend, device class), the median of its runs.
+  int64_t fitted_groups() const noexcept { return fitted_groups_; }
   int min_rows_per_backend() const noexcept { return min_rows_; }
 
   // Whether the model has seen enough of this backend on this device class around this problem's
@@ -108,6 +110,7 @@ class CostModel {
   Objective objective_ = Objective::latency;
   FeatureSpace space_;
   int64_t trained_rows_ = 0;
+  int64_t fitted_groups_ = 0;
   int min_rows_ = 8;
   float margin_ = 4.0f;
   std::vector<Coverage> coverage_;  // [backend * device_classes + device_class]
