@@ -21,18 +21,19 @@ using pfa::plugin::write_message;
 
 struct pfa_context_impl {};
 
-// Sustained GFLOP/s per core of each path on long sequences (bench/cpu/NOTES.md, measured on an
-// AVX-512/AMX Xeon at 2.6 GHz). The router's prior before any record exists; the learned model
-// replaces it once runs are recorded.
-double gflops_per_core(cpu::Isa isa) {
+// Sustained GFLOP/s per core of each path on long sequences, B=1 H=8 D=64/128 (bench/cpu/NOTES.md,
+// Xeon with AVX-512 and AMX at 2.6 GHz, measured as FLOPs per core-second). The router's prior
+// before any record exists; the learned model replaces it once runs are recorded.
+double gflops_per_core(cpu::Isa isa, int64_t head_dim) {
+  const bool small_d = head_dim < 96;
   switch (isa) {
-    case cpu::Isa::scalar: return 4.0;
-    case cpu::Isa::avx2: return 45.0;
-    case cpu::Isa::avx512: return 90.0;
-    case cpu::Isa::avx512_bf16: return 150.0;
-    case cpu::Isa::amx: return 250.0;
+    case cpu::Isa::scalar: return 8.0;
+    case cpu::Isa::avx2: return 88.0;
+    case cpu::Isa::avx512: return small_d ? 130.0 : 140.0;
+    case cpu::Isa::avx512_bf16: return 100.0;
+    case cpu::Isa::amx: return small_d ? 550.0 : 650.0;
   }
-  return 4.0;
+  return 8.0;
 }
 
 constexpr double kCallOverheadS = 20e-6;      // task spawn, buffers, packing set-up
@@ -88,7 +89,7 @@ pfa_status estimate(pfa_context* context, const pfa_problem* p, pfa_estimate* e,
   const double parallel = std::min(threads, static_cast<double>(p->batch * p->heads_q) *
                                                 std::max(1.0, lq / 16.0));
   e->latency_s = kCallOverheadS + pack_bytes / (kPackBytesPerSecond * threads) +
-                 flops / (gflops_per_core(isa) * 1e9 * std::max(1.0, parallel));
+                 flops / (gflops_per_core(isa, p->head_dim) * 1e9 * std::max(1.0, parallel));
   e->energy_j = -1.0;
   e->rel_error = 0.0;
   return PFA_STATUS_OK;

@@ -72,6 +72,56 @@ struct ThreadScratch {
   }
 };
 
+// Packed K/V storage kept by each calling thread between calls, so short calls don't pay for
+// mapping and faulting fresh pages every time. `busy` guards the case of a call nested inside
+// another on the same thread (a oneTBB thread waiting in one call can pick up a user task that
+// makes another call): that inner call allocates its own.
+struct PackCache {
+  Buffer k, v;
+  size_t capacity = 0;
+  bool busy = false;
+};
+constexpr size_t kMaxCachedPackBytes = size_t{256} << 20;
+
+class PackLease {
+ public:
+  explicit PackLease(size_t bytes) {
+    thread_local PackCache cache;
+    if (!cache.busy && bytes <= kMaxCachedPackBytes) {
+      if (cache.capacity < bytes) {
+        cache.k.reset();
+        cache.v.reset();
+        cache.capacity = 0;
+        cache.k = aligned_buffer(bytes);
+        cache.v = aligned_buffer(bytes);
+        cache.capacity = bytes;
+      }
+      cache.busy = true;
+      cache_ = &cache;
+      k_ = cache.k.get();
+      v_ = cache.v.get();
+    } else {
+      own_k_ = aligned_buffer(bytes);
+      own_v_ = aligned_buffer(bytes);
+      k_ = own_k_.get();
+      v_ = own_v_.get();
+    }
+  }
+  ~PackLease() {
+    if (cache_ != nullptr) cache_->busy = false;
+  }
+  PackLease(const PackLease&) = delete;
+  PackLease& operator=(const PackLease&) = delete;
+  void* k() const { return k_; }
+  void* v() const { return v_; }
+
+ private:
+  PackCache* cache_ = nullptr;
+  Buffer own_k_, own_v_;
+  void* k_ = nullptr;
+  void* v_ = nullptr;
+};
+
 void check(bool ok, const char* what) {
   if (!ok) throw std::invalid_argument(std::string("flash_attention: ") + what);
 }
@@ -131,7 +181,13 @@ Isa resolve_isa(Isa requested, DType dtype) noexcept {
   return isa;
 }
 
-Isa best_isa(DType dtype) noexcept { return resolve_isa(Isa::amx, dtype); }
+// AMX first for bf16. Without AMX, widening bf16 to fp32 for the AVX-512 FMAs beats vdpbf16ps on
+// the Xeon this was measured on (bench/cpu/NOTES.md): vdpbf16ps issues at half the FMA rate
+// there, so its doubled work per instruction buys nothing and the packing costs more.
+Isa best_isa(DType dtype) noexcept {
+  if (dtype == DType::bf16 && isa_available(Isa::amx)) return Isa::amx;
+  return resolve_isa(Isa::avx512, dtype);
+}
 
 Isa flash_attention(const AttentionParams& params) {
   return flash_attention(params, best_isa(params.dtype));
@@ -158,10 +214,9 @@ Isa flash_attention(const AttentionParams& params, Isa requested) {
 
   const int64_t n_blocks = params.batch * params.heads_kv * plan.n_kblocks;
   const size_t pack_bytes = static_cast<size_t>(n_blocks * plan.block_elems) * ops.pack_elem_size;
-  Buffer kpack = aligned_buffer(pack_bytes);
-  Buffer vpack = aligned_buffer(pack_bytes);
-  plan.kpack = kpack.get();
-  plan.vpack = vpack.get();
+  const PackLease pack(pack_bytes);
+  plan.kpack = pack.k();
+  plan.vpack = pack.v();
 
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_blocks, 4),
                     [&](const tbb::blocked_range<int64_t>& range) {

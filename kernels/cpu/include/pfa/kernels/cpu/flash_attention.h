@@ -17,7 +17,8 @@ const char* isa_name(Isa isa) noexcept;  // "scalar", "avx2", "avx512", "avx512_
 // True when this CPU (and, for AMX, the kernel's permission to use tile state) can run `isa`.
 bool isa_available(Isa isa) noexcept;
 
-// The fastest path for inputs of `dtype` on this CPU.
+// The fastest path for inputs of `dtype` on this CPU (amx for bf16 where present, else the widest
+// fp32 path; avx512_bf16 runs only when asked for, see bench/cpu/NOTES.md).
 Isa best_isa(DType dtype) noexcept;
 
 // The path that actually runs when `requested` is asked for with inputs of `dtype`: bf16 paths
