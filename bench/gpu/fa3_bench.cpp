@@ -58,37 +58,57 @@ struct Inputs {
   at::Tensor q, k, v;  // [B, H, L, D] contiguous (the layout every SDPA backend likes)
 };
 
-// Median milliseconds of fn(set) over repeats, alternating input sets; NaN if fn throws.
-double time_ms(const std::function<void(int)>& fn, int sets, int repeats) {
+struct Candidate {
+  std::string name;
+  std::function<void(int)> fn;  // runs once on input set i
+};
+
+// Median milliseconds of each candidate over `repeats` rounds; the candidates take turns within
+// each round (so clock or thermal drift hits them alike) and alternate input sets. NaN for a
+// candidate that throws during warm-up.
+std::vector<double> time_many(const std::vector<Candidate>& cands, int sets, int repeats) {
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  try {
-    for (int i = 0; i < 3; ++i) fn(i % sets);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "    (skipped: %.200s)\n", e.what());
-    cudaDeviceSynchronize();
-    cudaGetLastError();
-    return NAN;
+  std::vector<bool> ok(cands.size(), true);
+  for (size_t c = 0; c < cands.size(); ++c) {
+    try {
+      for (int i = 0; i < 3; ++i) cands[c].fn(i % sets);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "    (%s skipped: %.200s)\n", cands[c].name.c_str(), e.what());
+      cudaDeviceSynchronize();
+      cudaGetLastError();
+      ok[c] = false;
+    }
   }
-  std::vector<cudaEvent_t> ev(2 * repeats);
+  std::vector<cudaEvent_t> ev(2 * repeats * cands.size());
   for (auto& e : ev) cudaEventCreate(&e);
-  for (int r = 0; r < repeats; ++r) {
-    cudaEventRecord(ev[2 * r], stream);
-    fn(r % sets);
-    cudaEventRecord(ev[2 * r + 1], stream);
-  }
-  cudaEventSynchronize(ev.back());
-  std::vector<double> ms(repeats);
-  for (int r = 0; r < repeats; ++r) {
-    float t = 0;
-    cudaEventElapsedTime(&t, ev[2 * r], ev[2 * r + 1]);
-    ms[r] = t;
+  for (int r = 0; r < repeats; ++r)
+    for (size_t c = 0; c < cands.size(); ++c) {
+      if (!ok[c]) continue;
+      const size_t k = 2 * (r * cands.size() + c);
+      cudaEventRecord(ev[k], stream);
+      cands[c].fn(r % sets);
+      cudaEventRecord(ev[k + 1], stream);
+    }
+  cudaDeviceSynchronize();
+  std::vector<double> med(cands.size(), NAN);
+  for (size_t c = 0; c < cands.size(); ++c) {
+    if (!ok[c]) continue;
+    std::vector<double> ms(repeats);
+    for (int r = 0; r < repeats; ++r) {
+      const size_t k = 2 * (r * cands.size() + c);
+      float t = 0;
+      cudaEventElapsedTime(&t, ev[k], ev[k + 1]);
+      ms[r] = t;
+    }
+    std::sort(ms.begin(), ms.end());
+    med[c] = ms[repeats / 2];
   }
   for (auto& e : ev) cudaEventDestroy(e);
-  std::sort(ms.begin(), ms.end());
-  return ms[repeats / 2];
+  return med;
 }
 
-kc::LaunchResult run_ours(const Inputs& in, at::Tensor& out, bool causal, int variant) {
+kc::LaunchResult run_ours(const Inputs& in, at::Tensor& out, bool causal, int variant,
+                          int persistent = -1) {
   pfa::kernels::AttentionParams p;
   const auto B = in.q.size(0), H = in.q.size(1), L = in.q.size(2), D = in.q.size(3);
   p.q = in.q.data_ptr();
@@ -108,6 +128,7 @@ kc::LaunchResult run_ours(const Inputs& in, at::Tensor& out, bool causal, int va
   kc::LaunchOptions opt;
   opt.path = kc::Path::sm90;
   opt.sm90_variant = variant;
+  opt.persistent = persistent;
   return kc::attention_forward(p, at::cuda::getCurrentCUDAStream(), opt);
 }
 
@@ -189,8 +210,8 @@ int main(int argc, char** argv) {
   emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
        opt.variants ? " and the best of all variants" : "");
   if (opt.variants)
-    emit("%s", "| dtype | D | L | causal | ours | best variant | best | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | v0/v1/v2/v3 |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    emit("%s", "| dtype | D | L | causal | ours | best | best TFLOP/s | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | grid v0/v1/v2/v3 | persistent p0/p1/p2/p3 |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   else
     emit("%s", "| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
          "|---|---|---|---|---|---|---|---|---|\n");
@@ -220,39 +241,48 @@ int main(int argc, char** argv) {
           at::Tensor out = at::empty({B, H, L, D}, o);
           const double flops = 4.0 * B * H * double(L) * L * D * (causal ? 0.5 : 1.0);
           auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
-          std::string ours_err;
-          auto ours_fn = [&](int variant) {
-            return [&, variant](int s) {
-              const kc::LaunchResult r = run_ours(sets[s], out, causal, variant);
+          auto ours_fn = [&](int variant, int persistent) {
+            return [&, variant, persistent](int s) {
+              const kc::LaunchResult r = run_ours(sets[s], out, causal, variant, persistent);
               if (!r.ok()) throw std::runtime_error(r.message);
             };
           };
-          const double t_ours = time_ms(ours_fn(-1), 2, opt.repeats);
-          double t_best = t_ours;
-          int best_var = kc::sm90_default_variant(int(D));
-          std::string per_variant;
+          auto sdpa_fn = [&](Backend b) {
+            return [&, b](int s) {
+              force_backend(b);
+              (void)sdpa(sets[s], causal);
+            };
+          };
+          std::vector<Candidate> cands = {{"ours", ours_fn(-1, -1)},
+                                          {"flash", sdpa_fn(Backend::flash)},
+                                          {"cudnn", sdpa_fn(Backend::cudnn)},
+                                          {"mem-eff", sdpa_fn(Backend::mem_efficient)}};
           if (opt.variants)
-            for (int v = 0; v < kc::sm90_variant_count(); ++v) {
-              const double t = time_ms(ours_fn(v), 2, opt.repeats);
-              char buf[16];
-              std::snprintf(buf, sizeof buf, "%s%.0f", v ? "/" : "", tflops(t));
-              per_variant += buf;
-              if (std::isfinite(t) && (!std::isfinite(t_best) || t < t_best)) {
-                t_best = t;
-                best_var = v;
-              }
+            for (int pers : {0, 1})
+              for (int v = 0; v < kc::sm90_variant_count(); ++v)
+                cands.push_back({(pers ? "p" : "v") + std::to_string(v), ours_fn(v, pers)});
+          const std::vector<double> t = time_many(cands, 2, opt.repeats);
+          const double t_ours = t[0];
+          const double t_b[3] = {t[1], t[2], t[3]};
+          double t_best = t_ours;
+          std::string best_name = "ours";
+          std::string grid_cols, pers_cols;
+          for (size_t c = 4; c < cands.size(); ++c) {
+            if (std::isfinite(t[c]) && !(t[c] >= t_best)) {
+              t_best = t[c];
+              best_name = cands[c].name;
             }
-          double t_b[3];
-          const Backend backends[3] = {Backend::flash, Backend::cudnn, Backend::mem_efficient};
-          for (int b = 0; b < 3; ++b) {
-            force_backend(backends[b]);
-            t_b[b] = time_ms([&](int s) { (void)sdpa(sets[s], causal); }, 2, opt.repeats);
+            char buf[16];
+            const bool first = (c - 4) % kc::sm90_variant_count() == 0;
+            std::snprintf(buf, sizeof buf, "%s%.0f", first ? "" : "/", tflops(t[c]));
+            (cands[c].name[0] == 'p' ? pers_cols : grid_cols) += buf;
           }
           const char* tn = dt == at::kBFloat16 ? "bf16" : "fp16";
           if (opt.variants)
-            emit("| %s | %ld | %ld | %s | %.0f | v%d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n", tn, D, L,
-                 causal ? "yes" : "no", tflops(t_ours), best_var, tflops(t_best), tflops(t_b[0]),
-                 tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best, per_variant.c_str());
+            emit("| %s | %ld | %ld | %s | %.0f | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", tn,
+                 D, L, causal ? "yes" : "no", tflops(t_ours), best_name.c_str(), tflops(t_best),
+                 tflops(t_b[0]), tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best,
+                 grid_cols.c_str(), pers_cols.c_str());
           else
             emit("| %s | %ld | %ld | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", tn, D, L,
                  causal ? "yes" : "no", tflops(t_ours), tflops(t_b[0]), tflops(t_b[1]),

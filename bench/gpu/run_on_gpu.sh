@@ -57,7 +57,7 @@ T=$BUILD/bin/pfa_kernels_cuda_test
 left() { local l=$(( DEADLINE - $(date +%s) )); [ $l -gt $1 ] && l=$1; [ $l -lt 5 ] && l=5; echo $l; }
 # A quick look first: one shape per variant, so a hang shows up cheaply.
 say "== smoke"
-timeout $(left 45) $T --gtest_filter='*sm90_v*_b1_h2x2_q1000_k1000_d128_causal_bf16*:*sm90_b1_h2x2_q127_k127_d64_bf16*' > "$OUT/tests.txt" 2>&1
+timeout $(left 45) $T --gtest_filter='*sm90_v*_b1_h2x2_q1000_k1000_d128_causal_bf16*:*sm90_b1_h2x2_q127_k127_d64_bf16*:*sm90_v*_persistent_b4_h16x4_q1000_k1000_d128_causal*' > "$OUT/tests.txt" 2>&1
 rc=$?
 say "smoke rc=$rc $(grep -c '^\[       OK' "$OUT/tests.txt") ok, $(grep -c '^\[  FAILED' "$OUT/tests.txt") failed"
 grep "result" "$OUT/tests.txt" | tee -a "$S"
@@ -86,7 +86,7 @@ if [ "$MODE" != "tests" ]; then
   if command -v ncu >/dev/null && [ -x $BUILD/bin/pfa_fa3_bench ]; then
     say "== ncu (D=128 L=8192 non-causal bf16, one launch per variant)"
     : > "$OUT/ncu.txt"
-    for v in ${PFA_NCU_VARIANTS:-0 2}; do
+    for v in ${PFA_NCU_VARIANTS:-2 3}; do
       echo "### variant $v" >> "$OUT/ncu.txt"
       timeout $(left 60) ncu -k regex:fa3_fwd_kernel --launch-skip 2 -c 1 --section SpeedOfLight \
         --section ComputeWorkloadAnalysis --section WarpStateStats --section MemoryWorkloadAnalysis \

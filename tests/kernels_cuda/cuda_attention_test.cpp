@@ -76,11 +76,13 @@ struct Case {
   bool bhsd;
   kc::Path path;
   int variant;  // sm90 variant, -1 = default
+  int persistent = -1;  // sm90: -1 chosen by shape, 0 one CTA per tile, 1 one CTA per SM
 
   std::string name() const {
     std::ostringstream s;
     s << (path == kc::Path::fallback ? "fallback" : path == kc::Path::sm90 ? "sm90" : "auto");
     if (variant >= 0) s << "_v" << variant;
+    if (persistent >= 0) s << (persistent ? "_persistent" : "_grid");
     s << "_b" << batch << "_h" << heads_q << "x" << heads_kv << "_q" << seqlen_q << "_k" << seqlen_k
       << "_d" << head_dim << (causal ? "_causal" : "") << (dtype == DType::bf16 ? "_bf16" : "_fp16")
       << (bhsd ? "_bhsd" : "_bshd");
@@ -166,6 +168,7 @@ Outcome run_case(const Case& c, std::mt19937_64& rng) {
   kc::LaunchOptions opt;
   opt.path = c.path;
   opt.sm90_variant = c.variant;
+  opt.persistent = c.persistent;
   const kc::LaunchResult r = kc::attention_forward(p, nullptr, opt);
   res.path = r.path;
   EXPECT_TRUE(r.ok()) << r.message;
@@ -301,6 +304,15 @@ std::vector<Case> all_cases() {
         v.push_back({1, 2, 2, 1000, 1000, d, true, dt, false, kc::Path::sm90, var});
         v.push_back({2, 4, 2, 700, 1500, d, false, dt, true, kc::Path::sm90, var});
         v.push_back({1, 2, 1, 333, 77, d, true, dt, false, kc::Path::sm90, var});
+      }
+  // Persistent (one CTA per SM walking many tiles, some with no visible key) and one-CTA-per-tile
+  // launches of every variant.
+  for (int var = 0; var < kc::sm90_variant_count(); ++var)
+    for (int64_t d : {64, 128, 256})
+      for (int pers : {0, 1}) {
+        v.push_back({4, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, pers});
+        v.push_back({3, 16, 2, 900, 300, d, true, DType::fp16, true, kc::Path::sm90, var, pers});
+        v.push_back({2, 32, 32, 513, 513, d, false, DType::bf16, false, kc::Path::sm90, var, pers});
       }
   // The fallback kernel, including head dims the sm_90a kernel doesn't serve.
   for (int64_t d : {40, 64, 96, 128, 256})

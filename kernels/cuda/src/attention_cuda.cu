@@ -1,5 +1,6 @@
 #include <pfa/kernels/cuda/attention_cuda.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -66,11 +67,16 @@ LaunchResult unsupported(std::string why) {
   return r;
 }
 
-LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant) {
+LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant, int persistent,
+                      int device) {
   const bool bf16 = p.dtype == DType::bf16;
-  if (variant < 0) variant = sm90_default_variant(int(p.head_dim));
+  if (variant < 0) variant = sm90_default_variant(int(p.head_dim), p.seqlen_k, p.causal);
+  if (persistent < 0) persistent = sm90_default_persistent(int(p.head_dim), p.seqlen_k, p.causal);
   const sm90::Fa3Kernel* kern = sm90::find_fa3_kernel(int(p.head_dim), bf16, variant);
   if (kern == nullptr) return unsupported("this sm_90a variant was not compiled");
+  const int64_t m_blocks = (p.seqlen_q + 127) / 128;
+  const int64_t tiles = m_blocks * p.heads_q * p.batch;
+  if (tiles > 0x7fffffff) return unsupported("too many query tiles for one launch");
   CUtensorMap tq, tk, tv;
   std::string err = make_tensor_map_bshd(&tq, p.q, bf16, p.batch, p.seqlen_q, p.heads_q,
                                          p.head_dim, p.q_stride, 128);
@@ -97,9 +103,15 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   a.group = int(p.heads_q / p.heads_kv);
   a.scale_log2 = p.softmax_scale * 1.4426950408889634f;
   a.causal = p.causal ? 1 : 0;
-  const int m_blocks = int((p.seqlen_q + 127) / 128);
-  const cudaError_t e =
-      kern->launch(tq, tk, tv, a, m_blocks, int(p.heads_q), int(p.batch), stream);
+  a.m_blocks = int(m_blocks);
+  a.tiles = int(tiles);
+  int grid = int(tiles);
+  if (persistent > 0) {
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0)
+      grid = int(std::min<int64_t>(tiles, sms));
+  }
+  const cudaError_t e = kern->launch(tq, tk, tv, a, grid, stream);
   if (e != cudaSuccess) return device_error(e, "sm_90a attention launch", kern->name);
   LaunchResult r;
   r.path = kern->name;
@@ -111,12 +123,21 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
 int sm90_variant_count() { return kVariants; }
 
 // Chosen from the benchmark (bench/gpu/NOTES.md): the fastest variant that passed the tests.
-int sm90_default_variant(int head_dim) {
+int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
+  (void)seqlen_k;
+  (void)causal;
   switch (head_dim) {
     case 64: return 0;
     case 128: return 0;
     default: return 0;
   }
+}
+
+bool sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
+  (void)head_dim;
+  (void)seqlen_k;
+  (void)causal;
+  return false;
 }
 
 std::string sm90_variant_name(int head_dim, bool bf16, int variant) {
@@ -155,7 +176,7 @@ LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
     if (why.empty()) use_sm90 = true;
     else if (options.path == Path::sm90) return unsupported(why);
   }
-  if (use_sm90) return run_sm90(p, stream, options.sm90_variant);
+  if (use_sm90) return run_sm90(p, stream, options.sm90_variant, options.persistent, device);
   e = launch_fallback_attention(p, stream);
   if (e != cudaSuccess) return device_error(e, "fallback attention launch", "fallback");
   LaunchResult r;

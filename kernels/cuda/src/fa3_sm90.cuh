@@ -33,6 +33,8 @@ struct Fa3Args {
   int group = 1;  // heads_q / heads_kv
   float scale_log2 = 0.f;
   int causal = 0;
+  int m_blocks = 0;  // query tiles per (batch, head)
+  int tiles = 0;     // m_blocks * heads_q * batch
 };
 
 template <int D_, int BN_, int Stages_, int Variant_>
@@ -45,7 +47,7 @@ struct Fa3Traits {
   static constexpr int Panels = D / 64;  // 64-element (128-byte) swizzled column panels
   static constexpr int QBytes = BM * D * 2;
   static constexpr int KVBytes = BN * D * 2;
-  static constexpr int BarrierBytes = 8 * (1 + 4 * Stages);
+  static constexpr int BarrierBytes = 8 * (2 + 4 * Stages);
   static constexpr int SmemBytes = QBytes + 2 * Stages * KVBytes + BarrierBytes + 1024;
   static constexpr int Threads = 384;
   static_assert(D % 64 == 0 && BN % 16 == 0 && BN <= 256, "tile shape");
@@ -135,31 +137,45 @@ __global__ void __launch_bounds__(384, 1)
   const uint32_t sK = sQ + Tr::QBytes;
   const uint32_t sV = sK + Stages * Tr::KVBytes;
   const uint32_t sBar = sV + Stages * Tr::KVBytes;
-  const uint32_t bar_q = sBar;
-  auto k_full = [&](int s) { return sBar + 8u * (1 + s); };
-  auto k_empty = [&](int s) { return sBar + 8u * (1 + Stages + s); };
-  auto v_full = [&](int s) { return sBar + 8u * (1 + 2 * Stages + s); };
-  auto v_empty = [&](int s) { return sBar + 8u * (1 + 3 * Stages + s); };
+  const uint32_t q_full = sBar, q_empty = sBar + 8u;
+  auto k_full = [&](int s) { return sBar + 8u * (2 + s); };
+  auto k_empty = [&](int s) { return sBar + 8u * (2 + Stages + s); };
+  auto v_full = [&](int s) { return sBar + 8u * (2 + 2 * Stages + s); };
+  auto v_empty = [&](int s) { return sBar + 8u * (2 + 3 * Stages + s); };
 
   const int Lq = args.seqlen_q, Lk = args.seqlen_k;
-  // Causal: the heaviest query tiles (last rows) start first.
-  const int m_block = args.causal ? int(gridDim.x - 1 - blockIdx.x) : int(blockIdx.x);
-  const int head = blockIdx.y, batch = blockIdx.z;
-  const int head_kv = head / args.group;
-  const int m0 = m_block * BM;
   const int diag = Lk - Lq;  // bottom-right alignment: row i sees keys j <= i + diag
-  int n_end = (Lk + BN - 1) / BN;
-  if (args.causal) {
-    const int last_key = m0 + BM - 1 + diag;
-    n_end = last_key < 0 ? 0 : min(n_end, last_key / BN + 1);
-  }
+  // Tiles are numbered query block fastest, so the CTAs running at one time share (batch, head)
+  // and its K/V stay in L2. A grid smaller than the tile count makes the kernel persistent:
+  // each CTA walks tiles blockIdx.x, +gridDim.x, ... and the producer loads the next tile's Q and
+  // K/V while the consumers finish the current one.
+  struct Tile {
+    int m0, head, head_kv, batch, n_end;
+  };
+  auto decode = [&](int tile) {
+    Tile t;
+    const int mb = tile % args.m_blocks;
+    const int bh = tile / args.m_blocks;
+    // Causal: the heaviest query tiles (last rows) of each head first.
+    t.m0 = (args.causal ? args.m_blocks - 1 - mb : mb) * BM;
+    t.head = bh % args.heads_q;
+    t.batch = bh / args.heads_q;
+    t.head_kv = t.head / args.group;
+    t.n_end = (Lk + BN - 1) / BN;
+    if (args.causal) {
+      const int last_key = t.m0 + BM - 1 + diag;
+      t.n_end = last_key < 0 ? 0 : min(t.n_end, last_key / BN + 1);
+    }
+    return t;
+  };
 
   const int warp_group = threadIdx.x / 128;
   if (threadIdx.x == 0) {
-    mbar_init(bar_q, 1);
+    mbar_init(q_full, 1);
+    mbar_init(q_empty, 8);  // one arrival per consumer warp
     for (int s = 0; s < Stages; ++s) {
       mbar_init(k_full(s), 1);
-      mbar_init(k_empty(s), 8);  // one arrival per consumer warp
+      mbar_init(k_empty(s), 8);
       mbar_init(v_full(s), 1);
       mbar_init(v_empty(s), 8);
     }
@@ -170,30 +186,37 @@ __global__ void __launch_bounds__(384, 1)
   if (warp_group == 0) {
     // ---------------- producer ----------------
     regs_dealloc<24>();
-    if (threadIdx.x == 0 && n_end > 0) {
+    if (threadIdx.x == 0) {
       tma_prefetch_desc(&tm_q);
       tma_prefetch_desc(&tm_k);
       tma_prefetch_desc(&tm_v);
-      mbar_arrive_expect_tx(bar_q, Tr::QBytes);
-#pragma unroll
-      for (int p = 0; p < Tr::Panels; ++p)
-        tma_load_4d(sQ + p * BM * 128, &tm_q, bar_q, p * 64, m0, head, batch);
-      for (int i = 0; i < n_end; ++i) {
-        const int n = n_end - 1 - i;
-        const int s = i % Stages;
-        const uint32_t ph = (i / Stages) & 1;
-        mbar_wait(k_empty(s), ph ^ 1);
-        mbar_arrive_expect_tx(k_full(s), Tr::KVBytes);
+      int q_it = 0, kv_it = 0;
+      for (int tile = blockIdx.x; tile < args.tiles; tile += gridDim.x) {
+        const Tile tl = decode(tile);
+        if (tl.n_end == 0) continue;
+        mbar_wait(q_empty, (q_it & 1) ^ 1);
+        mbar_arrive_expect_tx(q_full, Tr::QBytes);
 #pragma unroll
         for (int p = 0; p < Tr::Panels; ++p)
-          tma_load_4d(sK + s * Tr::KVBytes + p * BN * 128, &tm_k, k_full(s), p * 64, n * BN, head_kv,
-                      batch);
-        mbar_wait(v_empty(s), ph ^ 1);
-        mbar_arrive_expect_tx(v_full(s), Tr::KVBytes);
+          tma_load_4d(sQ + p * BM * 128, &tm_q, q_full, p * 64, tl.m0, tl.head, tl.batch);
+        ++q_it;
+        for (int i = 0; i < tl.n_end; ++i, ++kv_it) {
+          const int n = tl.n_end - 1 - i;
+          const int s = kv_it % Stages;
+          const uint32_t ph = (kv_it / Stages) & 1;
+          mbar_wait(k_empty(s), ph ^ 1);
+          mbar_arrive_expect_tx(k_full(s), Tr::KVBytes);
 #pragma unroll
-        for (int p = 0; p < Tr::Panels; ++p)
-          tma_load_4d(sV + s * Tr::KVBytes + p * BN * 128, &tm_v, v_full(s), p * 64, n * BN, head_kv,
-                      batch);
+          for (int p = 0; p < Tr::Panels; ++p)
+            tma_load_4d(sK + s * Tr::KVBytes + p * BN * 128, &tm_k, k_full(s), p * 64, n * BN,
+                        tl.head_kv, tl.batch);
+          mbar_wait(v_empty(s), ph ^ 1);
+          mbar_arrive_expect_tx(v_full(s), Tr::KVBytes);
+#pragma unroll
+          for (int p = 0; p < Tr::Panels; ++p)
+            tma_load_4d(sV + s * Tr::KVBytes + p * BN * 128, &tm_v, v_full(s), p * 64, n * BN,
+                        tl.head_kv, tl.batch);
+        }
       }
     }
   } else {
@@ -203,160 +226,176 @@ __global__ void __launch_bounds__(384, 1)
     const int tid = threadIdx.x % 128;
     const int warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t = lane % 4;
-    const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
-    const int lim_k = Lk - 1;
-    const int lim0 = args.causal ? min(lim_k, row0 + diag) : lim_k;
-    const int lim1 = args.causal ? min(lim_k, row0 + 8 + diag) : lim_k;
     const float scale_log2 = args.scale_log2;
-
-    float o[D / 2];
-#pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-    float m[2] = {kNegInf, kNegInf};
-    float l[2] = {0.f, 0.f};
-
-    auto need_mask = [&](int n) {
-      return (n + 1) * BN > Lk || (args.causal && (n + 1) * BN - 1 > m0 + diag);
-    };
-    auto issue_qk = [&](float (&sacc)[BN / 2], int s) {
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t da =
-            make_desc_sw128(sQ + (kk / 4) * (BM * 128) + wg * (64 * 128) + (kk % 4) * 32, 16, 1024);
-        const uint64_t db =
-            make_desc_sw128(sK + s * Tr::KVBytes + (kk / 4) * (BN * 128) + (kk % 4) * 32, 16, 1024);
-        wgmma_ss<BN, Bf16>(sacc, da, db, kk > 0 ? 1 : 0);
-      }
-      wgmma_commit();
-    };
-    auto issue_pv = [&](const uint32_t (&pk)[BN / 4], int s) {
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        const uint64_t db = make_desc_sw128(sV + s * Tr::KVBytes + kk * (16 * 128), BN * 128, 1024);
-        wgmma_rs<D, Bf16>(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3], db);
-      }
-      wgmma_commit();
-    };
-    auto softmax = [&](float (&sacc)[BN / 2], float (&rs)[2], int n) {
-      if (need_mask(n))
-        softmax_block<BN, true>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
-      else
-        softmax_block<BN, false>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
-    };
-    auto release = [&](uint32_t bar) {
-      if (lane == 0) mbar_arrive(bar);
-    };
     constexpr bool kPingPong = Variant == 2;
     const int my_bar = 1 + wg, other_bar = 2 - wg;
+    // Ping-pong: the two consumers strictly alternate issuing their products, over all tiles;
+    // warpgroup 0 goes first and takes warpgroup 1's last arrival at the end.
+    if (kPingPong && wg == 1) named_arrive(1, 256);
+    int q_it = 0, kv_it = 0;
 
-    if (n_end > 0) {
-      mbar_wait(bar_q, 0);
-      if constexpr (Variant == 0) {
-        for (int i = 0; i < n_end; ++i) {
-          const int n = n_end - 1 - i;
-          const int s = i % Stages;
-          const uint32_t ph = (i / Stages) & 1;
-          float sacc[BN / 2];
-          mbar_wait(k_full(s), ph);
-          issue_qk(sacc, s);
-          wgmma_wait<0>();
-          fence_regs(sacc);
-          release(k_empty(s));
+    for (int tile = blockIdx.x; tile < args.tiles; tile += gridDim.x) {
+      const Tile tl = decode(tile);
+      const int n_end = tl.n_end, m0 = tl.m0;
+      const int row0 = m0 + wg * 64 + warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+      const int lim_k = Lk - 1;
+      const int lim0 = args.causal ? min(lim_k, row0 + diag) : lim_k;
+      const int lim1 = args.causal ? min(lim_k, row0 + 8 + diag) : lim_k;
+
+      float o[D / 2];
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+      float m[2] = {kNegInf, kNegInf};
+      float l[2] = {0.f, 0.f};
+
+      auto need_mask = [&](int n) {
+        return (n + 1) * BN > Lk || (args.causal && (n + 1) * BN - 1 > m0 + diag);
+      };
+      auto issue_qk = [&](float (&sacc)[BN / 2], int s) {
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint64_t da = make_desc_sw128(
+              sQ + (kk / 4) * (BM * 128) + wg * (64 * 128) + (kk % 4) * 32, 16, 1024);
+          const uint64_t db =
+              make_desc_sw128(sK + s * Tr::KVBytes + (kk / 4) * (BN * 128) + (kk % 4) * 32, 16, 1024);
+          wgmma_ss<BN, Bf16>(sacc, da, db, kk > 0 ? 1 : 0);
+        }
+        wgmma_commit();
+      };
+      auto issue_pv = [&](const uint32_t (&pk)[BN / 4], int s) {
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+          const uint64_t db =
+              make_desc_sw128(sV + s * Tr::KVBytes + kk * (16 * 128), BN * 128, 1024);
+          wgmma_rs<D, Bf16>(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3], db);
+        }
+        wgmma_commit();
+      };
+      auto softmax = [&](float (&sacc)[BN / 2], float (&rs)[2], int n) {
+        if (need_mask(n))
+          softmax_block<BN, true>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+        else
+          softmax_block<BN, false>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+      };
+      auto release = [&](uint32_t bar) {
+        if (lane == 0) mbar_arrive(bar);
+      };
+      auto stage = [&](int i) { return (kv_it + i) % Stages; };
+      auto phase = [&](int i) { return uint32_t((kv_it + i) / Stages) & 1u; };
+
+      if (n_end > 0) {
+        mbar_wait(q_full, q_it & 1);
+        if constexpr (Variant == 0) {
+          for (int i = 0; i < n_end; ++i) {
+            const int n = n_end - 1 - i;
+            const int s = stage(i);
+            const uint32_t ph = phase(i);
+            float sacc[BN / 2];
+            mbar_wait(k_full(s), ph);
+            issue_qk(sacc, s);
+            wgmma_wait<0>();
+            fence_regs(sacc);
+            release(k_empty(s));
+            if (i == n_end - 1) release(q_empty);
+            uint32_t pk[BN / 4];
+            float rs[2];
+            softmax(sacc, rs, n);
+            pack_p<BN, Bf16>(sacc, pk);
+            rescale_o<D>(o, rs);
+            mbar_wait(v_full(s), ph);
+            issue_pv(pk, s);
+            wgmma_wait<0>();
+            fence_regs(o);
+            fence_regs(pk);
+            release(v_empty(s));
+          }
+        } else {
           uint32_t pk[BN / 4];
-          float rs[2];
-          softmax(sacc, rs, n);
-          pack_p<BN, Bf16>(sacc, pk);
-          rescale_o<D>(o, rs);
-          mbar_wait(v_full(s), ph);
-          issue_pv(pk, s);
-          wgmma_wait<0>();
-          fence_regs(o);
-          fence_regs(pk);
-          release(v_empty(s));
+          {
+            float sacc[BN / 2];
+            float rs[2];
+            const int s = stage(0);
+            mbar_wait(k_full(s), phase(0));
+            if (kPingPong) named_sync(my_bar, 256);
+            issue_qk(sacc, s);
+            if (kPingPong) named_arrive(other_bar, 256);
+            wgmma_wait<0>();
+            fence_regs(sacc);
+            release(k_empty(s));
+            softmax(sacc, rs, n_end - 1);
+            pack_p<BN, Bf16>(sacc, pk);
+          }
+          for (int i = 1; i < n_end; ++i) {
+            const int n = n_end - 1 - i;
+            const int s = stage(i), sp = stage(i - 1);
+            float sacc[BN / 2];
+            mbar_wait(k_full(s), phase(i));
+            mbar_wait(v_full(sp), phase(i - 1));
+            if (kPingPong) named_sync(my_bar, 256);
+            issue_qk(sacc, s);
+            issue_pv(pk, sp);
+            if (kPingPong) named_arrive(other_bar, 256);
+            wgmma_wait<1>();  // Q K^T of this block done; P V of the last may still run
+            fence_regs(sacc);
+            release(k_empty(s));
+            float rs[2];
+            softmax(sacc, rs, n);  // fp32 only: converting P here would serialize the wgmmas
+            wgmma_wait<0>();
+            fence_regs(o);
+            fence_regs(pk);
+            release(v_empty(sp));
+            rescale_o<D>(o, rs);
+            pack_p<BN, Bf16>(sacc, pk);
+          }
+          {
+            release(q_empty);  // every Q K^T of this tile has completed
+            const int sp = stage(n_end - 1);
+            mbar_wait(v_full(sp), phase(n_end - 1));
+            if (kPingPong) named_sync(my_bar, 256);
+            issue_pv(pk, sp);
+            if (kPingPong) named_arrive(other_bar, 256);
+            wgmma_wait<0>();
+            fence_regs(o);
+            fence_regs(pk);
+            release(v_empty(sp));
+          }
         }
-      } else {
-        if (kPingPong && wg == 1) named_arrive(1, 256);  // warpgroup 0 issues first
-        uint32_t pk[BN / 4];
-        {
-          float sacc[BN / 2];
-          float rs[2];
-          mbar_wait(k_full(0), 0);
-          if (kPingPong) named_sync(my_bar, 256);
-          issue_qk(sacc, 0);
-          if (kPingPong) named_arrive(other_bar, 256);
-          wgmma_wait<0>();
-          fence_regs(sacc);
-          release(k_empty(0));
-          softmax(sacc, rs, n_end - 1);
-          pack_p<BN, Bf16>(sacc, pk);
-        }
-        for (int i = 1; i < n_end; ++i) {
-          const int n = n_end - 1 - i;
-          const int s = i % Stages, sp = (i - 1) % Stages;
-          const uint32_t ph = (i / Stages) & 1, php = ((i - 1) / Stages) & 1;
-          float sacc[BN / 2];
-          mbar_wait(k_full(s), ph);
-          mbar_wait(v_full(sp), php);
-          if (kPingPong) named_sync(my_bar, 256);
-          issue_qk(sacc, s);
-          issue_pv(pk, sp);
-          if (kPingPong) named_arrive(other_bar, 256);
-          wgmma_wait<1>();  // Q K^T of this block done; P V of the last may still run
-          fence_regs(sacc);
-          release(k_empty(s));
-          float rs[2];
-          softmax(sacc, rs, n);  // fp32 only: converting P here would serialize the wgmmas
-          wgmma_wait<0>();
-          fence_regs(o);
-          fence_regs(pk);
-          release(v_empty(sp));
-          rescale_o<D>(o, rs);
-          pack_p<BN, Bf16>(sacc, pk);
-        }
-        {
-          const int sp = (n_end - 1) % Stages;
-          const uint32_t php = ((n_end - 1) / Stages) & 1;
-          mbar_wait(v_full(sp), php);
-          if (kPingPong) named_sync(my_bar, 256);
-          issue_pv(pk, sp);
-          if (kPingPong) named_arrive(other_bar, 256);
-          wgmma_wait<0>();
-          fence_regs(o);
-          fence_regs(pk);
-          release(v_empty(sp));
-        }
-        if (kPingPong && wg == 0) named_sync(1, 256);  // take warpgroup 1's last arrival
+        kv_it += n_end;
+        ++q_it;
       }
-    }
 
-    // ---------------- epilogue ----------------
-    float inv[2];
+      // ---------------- epilogue ----------------
+      float inv[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-      inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    }
-    using Elem = uint16_t;
-    Elem* out = static_cast<Elem*>(args.out) + batch * args.o_stride[0] + head * args.o_stride[2];
+      for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+      }
+      using Elem = uint16_t;
+      Elem* out = static_cast<Elem*>(args.out) + tl.batch * args.o_stride[0] +
+                  tl.head * args.o_stride[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = row0 + 8 * r;
-      if (row < Lq) {
-        Elem* orow = out + int64_t(row) * args.o_stride[1] + 2 * t;
+      for (int r = 0; r < 2; ++r) {
+        const int row = row0 + 8 * r;
+        if (row < Lq) {
+          Elem* orow = out + int64_t(row) * args.o_stride[1] + 2 * t;
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          const uint32_t v = pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
-          *reinterpret_cast<uint32_t*>(orow + 8 * j) = v;
-        }
-        if (args.lse != nullptr && t == 0) {
-          const float lse = l[r] > 0.f ? (m[r] + __log2f(l[r])) * 0.69314718055994530942f : kNegInf;
-          args.lse[(int64_t(batch) * args.heads_q + head) * Lq + row] = lse;
+          for (int j = 0; j < D / 8; ++j) {
+            const uint32_t v = pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+            *reinterpret_cast<uint32_t*>(orow + 8 * j) = v;
+          }
+          if (args.lse != nullptr && t == 0) {
+            const float lse =
+                l[r] > 0.f ? (m[r] + __log2f(l[r])) * 0.69314718055994530942f : kNegInf;
+            args.lse[(int64_t(tl.batch) * args.heads_q + tl.head) * Lq + row] = lse;
+          }
         }
       }
     }
+    if (kPingPong && wg == 0) named_sync(1, 256);  // take warpgroup 1's last arrival
   }
 #endif
 }
@@ -365,13 +404,13 @@ __global__ void __launch_bounds__(384, 1)
 // (64 x 128 rows for Q, 64 x BN rows for K and V).
 template <int D, int BN, int Stages, int Variant, bool Bf16>
 cudaError_t launch_fa3(const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
-                       const Fa3Args& args, int m_blocks, int heads, int batch, cudaStream_t stream) {
+                       const Fa3Args& args, int grid, cudaStream_t stream) {
   using Tr = Fa3Traits<D, BN, Stages, Variant>;
   auto kernel = fa3_fwd_kernel<D, BN, Stages, Variant, Bf16>;
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::SmemBytes);
   if (err != cudaSuccess) return err;
-  kernel<<<dim3(m_blocks, heads, batch), Tr::Threads, Tr::SmemBytes, stream>>>(tq, tk, tv, args);
+  kernel<<<grid, Tr::Threads, Tr::SmemBytes, stream>>>(tq, tk, tv, args);
   return cudaGetLastError();
 }
 

@@ -10,8 +10,7 @@ namespace pfa::kernels::sm90 {
 struct Fa3Args;
 
 using Fa3LaunchFn = cudaError_t (*)(const CUtensorMap&, const CUtensorMap&, const CUtensorMap&,
-                                    const Fa3Args&, int m_blocks, int heads, int batch,
-                                    cudaStream_t stream);
+                                    const Fa3Args&, int grid, cudaStream_t stream);
 
 struct Fa3Kernel {
   int head_dim;

@@ -19,7 +19,8 @@ enum class Path : int {
 
 struct LaunchOptions {
   Path path = Path::automatic;
-  int sm90_variant = -1;  // -1: the default for the head dim; else an index (benchmarks, tests)
+  int sm90_variant = -1;  // -1: chosen by shape; else an index (benchmarks, tests)
+  int persistent = -1;    // sm_90a: -1 chosen by shape, 0 one CTA per tile, 1 one CTA per SM
 };
 
 enum class LaunchStatus : int { ok = 0, unsupported = 1, device_error = 2 };
@@ -41,9 +42,10 @@ std::string unsupported_reason(const AttentionParams& p, int cc_major, int cc_mi
 LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
                                const LaunchOptions& options = {});
 
-// sm_90a variants compiled for a head dim (count, names, the default that `automatic` uses).
+// sm_90a variants compiled for a head dim (count, names, the choice `automatic` makes).
 int sm90_variant_count();
-int sm90_default_variant(int head_dim);
+int sm90_default_variant(int head_dim, int64_t seqlen_k = 8192, bool causal = false);
+bool sm90_default_persistent(int head_dim, int64_t seqlen_k = 8192, bool causal = false);
 std::string sm90_variant_name(int head_dim, bool bf16, int variant);
 
 // "NVIDIA H100 80GB HBM3, sm_90, driver 13.0, runtime 13.0" for `device`; the CUDA error text
