@@ -211,15 +211,52 @@ void performer_attention(const AttentionParams& p, const PerformerConfig& c) {
   });
 }
 
+void performer_attention_weights(const AttentionParams& p, const PerformerConfig& c, int64_t b,
+                                 int64_t h, int64_t i, double* weights) {
+  check(p, c);
+  const int64_t D = p.head_dim, m = c.features, hk = h / (p.heads_q / p.heads_kv);
+  const int64_t n = visible_keys(p, i);
+  const auto w = performer_projection(m, D, mix(c.seed ^ mix(static_cast<uint64_t>(hk))),
+                                      c.orthogonal);
+  std::vector<float> wt(static_cast<size_t>(D * m));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t t = 0; t < D; ++t) wt[t * m + r] = w[r * D + t];
+  const float root = std::sqrt(std::max(p.softmax_scale, 0.0f));
+  std::vector<float> x(static_cast<size_t>(D)), eq(static_cast<size_t>(m)),
+      ek(static_cast<size_t>(m));
+  load_row(row_address(p.q, p.dtype, p.q_stride, b, i, h), p.dtype, D, x.data());
+  for (auto& t : x) t *= root;
+  exponents(wt.data(), m, D, x.data(), eq.data());
+  // exp(eq + ek) summed over features, in log space per key, then normalised.
+  std::vector<double> logs(static_cast<size_t>(n));
+  double top = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    load_row(row_address(p.k, p.dtype, p.k_stride, b, j, hk), p.dtype, D, x.data());
+    for (auto& t : x) t *= root;
+    exponents(wt.data(), m, D, x.data(), ek.data());
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int64_t r = 0; r < m; ++r) mx = std::max(mx, double(eq[r]) + ek[r]);
+    double sum = 0;
+    for (int64_t r = 0; r < m; ++r) sum += std::exp(double(eq[r]) + ek[r] - mx);
+    logs[j] = mx + std::log(sum);
+    top = std::max(top, logs[j]);
+  }
+  double total = 0;
+  for (int64_t j = 0; j < n; ++j) total += (weights[j] = std::exp(logs[j] - top));
+  for (int64_t j = 0; j < n; ++j) weights[j] /= total;
+}
+
 double performer_expected_error(double regime, int64_t features, int64_t keys) {
   // Per-entry relative spread of the positive-feature estimate is about
   // sqrt((exp(|q + k|^2) - 1) / m) with |q + k|^2 ~ 2 regime for unrelated q and k; the output
-  // error follows it with a factor fitted on random inputs, and saturates: the output is a convex
-  // combination of the values either way.
+  // error measured on random inputs stays below it (by 1.3x to 4x). Past that the output is
+  // still a convex combination of the values, but the exact output of flat attention over n keys
+  // is small (about |v| / sqrt(n)), so the relative error can reach about sqrt(n) / 2: measured
+  // 5 at n = 1024, rho = 8.
   const double m = static_cast<double>(std::max<int64_t>(features, 1));
   const double spread = std::sqrt(std::expm1(2.0 * std::max(regime, 0.0)) / m);
-  (void)keys;
-  return std::min(4.0, spread);
+  const double cap = std::max(4.0, 0.5 * std::sqrt(static_cast<double>(std::max<int64_t>(keys, 1))));
+  return std::min(cap, spread);
 }
 
 }  // namespace pfa::research

@@ -148,6 +148,27 @@ void qsann_attention(const AttentionParams& p, const QsannConfig& c) {
   });
 }
 
+void qsann_attention_weights(const AttentionParams& p, const QsannConfig& c, int64_t b,
+                             int64_t h, int64_t i, double* weights) {
+  const int64_t D = p.head_dim, hk = h / (p.heads_q / p.heads_kv);
+  const int64_t n = visible_keys(p, i);
+  const float root = std::sqrt(std::max(p.softmax_scale, 0.0f));
+  std::vector<float> x(static_cast<size_t>(D));
+  load_row(row_address(p.q, p.dtype, p.q_stride, b, i, h), p.dtype, D, x.data());
+  for (auto& v : x) v *= root;
+  const double zq = qsann_expectation(x.data(), D, c, h, 0);
+  StateVector s(c.qubits);
+  const auto angles = circuit_angles(c, hk, 1);
+  double total = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    load_row(row_address(p.k, p.dtype, p.k_stride, b, j, hk), p.dtype, D, x.data());
+    for (auto& v : x) v *= root;
+    const double diff = zq - run_circuit(s, x.data(), D, angles, c.depth);
+    total += (weights[j] = std::exp(-diff * diff));
+  }
+  for (int64_t j = 0; j < n; ++j) weights[j] /= total;
+}
+
 // Random inputs measure 0.03 to 0.9 (more when attention is peaked); the output stays a weighted
 // mean of the values with weights within a factor e^4 of each other, close to uniform attention.
 double qsann_expected_error() { return 1.2; }

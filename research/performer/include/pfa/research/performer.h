@@ -36,6 +36,12 @@ void performer_attention(const kernels::AttentionParams& params, const Performer
 std::vector<float> performer_projection(int64_t features, int64_t dim, uint64_t seed,
                                         bool orthogonal);
 
+// The attention weights FAVOR+ implies for query row i of head h in batch b over the keys it sees
+// (weights[0 .. visible)), for measuring attention-matrix error. O(visible * features * dim).
+void performer_attention_weights(const kernels::AttentionParams& params,
+                                 const PerformerConfig& config, int64_t b, int64_t h, int64_t i,
+                                 double* weights);
+
 // Expected relative output error for inputs whose softmax_scale * |q|^2 and |k|^2 are about
 // `regime`, with `features` features and `keys` keys seen per query. An empirical fit (see
 // bench/results) on random inputs, rounded up; it grows like sqrt(exp(2 regime) / m).

@@ -41,6 +41,11 @@ void qsann_attention(const kernels::AttentionParams& params, const QsannConfig& 
 double qsann_expectation(const float* x, int64_t dim, const QsannConfig& config, int64_t head,
                          int role);
 
+// The normalised QSANN weights of query row i of head h in batch b over the keys it sees
+// (weights[0 .. visible)), for measuring attention-matrix error. Exact expectations.
+void qsann_attention_weights(const kernels::AttentionParams& params, const QsannConfig& config,
+                             int64_t b, int64_t h, int64_t i, double* weights);
+
 // Relative error against softmax attention measured on random inputs, rounded up.
 double qsann_expected_error();
 
