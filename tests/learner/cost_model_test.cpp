@@ -166,6 +166,23 @@ TEST(CostModel, SaveLoadRoundTripKeepsPredictionsAndXGBoostFormat) {
   EXPECT_EQ(meta["objective"], "latency");
 }
 
+TEST(CostModel, OwnTreeWalkMatchesXGBoostPredictions) {
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  const auto model = train(test::make_records(300, 2, 8), options).model;
+  ASSERT_TRUE(model->native_inference());
+  const std::vector<int> ids = {0, 1, 2};
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 2000; ++i) {
+    Problem p = test::random_problem(rng);
+    if (i % 3 == 0) p.seqlen_k = 1 + static_cast<int64_t>(rng() % 20000);  // off the grid
+    std::vector<double> mine(3), theirs(3);
+    ASSERT_TRUE(model->predict(p, 0, ids, mine));
+    ASSERT_TRUE(model->predict_xgboost(p, 0, ids, theirs));
+    for (int k = 0; k < 3; ++k) ASSERT_NEAR(mine[k], theirs[k], 1e-6 * theirs[k]) << to_string(p);
+  }
+}
+
 TEST(CostModel, RejectsJsonItDidNotWrite) {
   EXPECT_THROW(CostModel::from_json("not json"), Error);
   EXPECT_THROW(CostModel::from_json(R"({"learner": {"attributes": {}}})"), Error);
