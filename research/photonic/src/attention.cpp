@@ -1,5 +1,6 @@
 #include "pfa/photonic/attention.h"
 
+#include "detect_row.h"
 #include "numeric.h"
 #include "pfa/photonic/tensor_core.h"
 
@@ -74,6 +75,58 @@ struct Pilot {
   }
 };
 
+// Lays encoded B-side rows out chunk-major for the row kernel.
+detail::TransposedB transpose(const EncodedRows& e) {
+  detail::TransposedB t;
+  t.n = e.rows;
+  t.ld = (e.rows + 15) / 16 * 16;
+  t.chunks = e.chunks;
+  t.lambda = e.lambda;
+  const int L = e.lambda;
+  t.optical.assign(static_cast<size_t>(t.chunks * L * t.ld), 0.0f);
+  t.scales.assign(static_cast<size_t>(t.chunks * t.ld), 0.0f);
+  for (int64_t n = 0; n < e.rows; ++n) {
+    const float* row = e.row(n);
+    const float* sc = e.scale(n);
+    for (int64_t c = 0; c < e.chunks; ++c) {
+      t.scales[c * t.ld + n] = sc[c];
+      for (int k = 0; k < L; ++k) t.optical[(c * L + k) * t.ld + n] = row[c * L + k];
+    }
+  }
+  return t;
+}
+
+// Node constants of lane w for B vectors 0..n-1 (vector n sits on node (w, n % H)).
+detail::LaneNodes lane_nodes(const SignalChain& chain, int w, int64_t n) {
+  detail::LaneNodes l;
+  const int H = chain.height();
+  const float inv_lambda = 1.0f / static_cast<float>(chain.wavelengths());
+  const auto& s = chain.state();
+  const auto& c = chain.corrections();
+  l.gain.resize(n);
+  l.offset.resize(n);
+  l.out_offset.resize(n);
+  l.out_gain.resize(n);
+  for (int64_t j = 0; j < n; ++j) {
+    const int node = w * H + static_cast<int>(j % H);
+    l.gain[j] = s.node_gain[node] * inv_lambda;
+    l.offset[j] = s.node_offset[node];
+    l.out_offset[j] = c.output_offset[node];
+    l.out_gain[j] = c.output_gain[node];
+  }
+  return l;
+}
+
+// Noise-free detector value of chunk c of A against vector n of transposed B.
+float analog_t(const SignalChain& chain, const float* a, const detail::TransposedB& b, int64_t n,
+               int64_t c, int w) {
+  const int L = chain.wavelengths();
+  float dot = 0;
+  for (int k = 0; k < L; ++k) dot += a[c * L + k] * b.optical[(c * L + k) * b.ld + n];
+  const int node = w * chain.height() + static_cast<int>(n % chain.height());
+  return chain.state().node_gain[node] * dot / static_cast<float>(L) + chain.state().node_offset[node];
+}
+
 }  // namespace
 
 AttentionShape shape_of(const AttentionParams& p) {
@@ -94,14 +147,14 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
   PhotonicRunStats stats;
   const SignalChain chain(device, call_id);
   const int L = chain.wavelengths();
-  const int W = chain.width(), H = chain.height();
+  const int W = chain.width();
   const int64_t d = p.head_dim, Lq = p.seqlen_q, Lk = p.seqlen_k;
   const int64_t group = p.heads_q / p.heads_kv;
   const int64_t chunks_d = chain.chunks(d), chunks_k = chain.chunks(Lk);
 
   // K rows and V columns are operands of side B: encode each (batch, kv head) once.
   const int64_t kv_heads = p.batch * p.heads_kv;
-  std::vector<EncodedRows> keys(kv_heads), values(kv_heads);
+  std::vector<detail::TransposedB> keys(kv_heads), values(kv_heads);
   tbb::parallel_for(int64_t{0}, kv_heads, [&](int64_t bg) {
     const int64_t b = bg / p.heads_kv, g = bg % p.heads_kv;
     std::vector<float> k(static_cast<size_t>(Lk * d)), v(static_cast<size_t>(Lk * d));
@@ -109,9 +162,15 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       load_row(p.k, p.dtype, k_offset(p, b, j, g), d, k.data() + j * d);
       load_row(p.v, p.dtype, v_offset(p, b, j, g), d, v.data() + j * d);
     }
-    keys[bg] = encode_rows(chain, k.data(), Lk, d, d, 1, Side::b, false);
-    values[bg] = encode_rows(chain, v.data(), d, Lk, 1, d, Side::b, false);  // columns of V
+    keys[bg] = transpose(encode_rows(chain, k.data(), Lk, d, d, 1, Side::b, false));
+    values[bg] = transpose(encode_rows(chain, v.data(), d, Lk, 1, d, Side::b, false));  // V columns
   });
+  // Node constants of every A lane, expanded over keys (Q . K^T) and value columns (P . V).
+  std::vector<detail::LaneNodes> lanes_qk(W), lanes_pv(W);
+  for (int w = 0; w < W; ++w) {
+    lanes_qk[w] = lane_nodes(chain, w, Lk);
+    lanes_pv[w] = lane_nodes(chain, w, d);
+  }
 
   const int64_t rows = p.batch * p.heads_q * Lq;
   auto split = [&](int64_t r, int64_t& b, int64_t& h, int64_t& i) {
@@ -136,8 +195,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       const int64_t kstep = std::max<int64_t>(1, end / 64);
       for (int64_t j = 0; j < end; j += kstep) {
         for (int64_t c = 0; c < chunks_d; ++c) {
-          pilot_qk.add(chain.analog(qe.data() + c * L, keys[bg].row(j) + c * L,
-                                    static_cast<int>(i % W), static_cast<int>(j % H)));
+          pilot_qk.add(analog_t(chain, qe.data(), keys[bg], j, c, static_cast<int>(i % W)));
         }
       }
       // Exact fp32 scores of this row give the probabilities the P . V pilot needs.
@@ -153,8 +211,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       const int64_t cstep = std::max<int64_t>(1, chunks / 64);
       for (int64_t x = 0; x < d; ++x) {
         for (int64_t c = 0; c < chunks; c += cstep) {
-          pilot_pv.add(chain.analog(pe.data() + c * L, values[bg].row(x) + c * L,
-                                    static_cast<int>(i % W), static_cast<int>(x % H)));
+          pilot_pv.add(analog_t(chain, pe.data(), values[bg], x, c, static_cast<int>(i % W)));
         }
       }
     }
@@ -167,8 +224,10 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
 
   tbb::combinable<int64_t> clipped_sum([] { return int64_t{0}; });
   tbb::combinable<int64_t> detections_sum([] { return int64_t{0}; });
+  const float sigma = chain.sigma();
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8), [&](const auto& range) {
-    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k);
+    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k),
+        o(d), work(512);
     int64_t clipped = 0, detections = 0;
     for (int64_t r = range.begin(); r < range.end(); ++r) {
       int64_t b, h, i;
@@ -182,26 +241,16 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
         continue;
       }
       const int64_t bg = b * p.heads_kv + h / group;
-      const EncodedRows& K = keys[bg];
-      const EncodedRows& V = values[bg];
       const int w = static_cast<int>(i % W);
 
       // Q . K^T on the crossbar, one detection per lambda-chunk, accumulated digitally.
       load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
       chain.encode(q.data(), d, 1, w, Side::a, false, qe.data(), qs.data());
-      const uint64_t key_qk = chain.noise_key(2 * static_cast<uint64_t>(r));
-      for (int64_t j = 0; j < end; ++j) {
-        const float* kj = K.row(j);
-        const float* ks = K.scale(j);
-        const int hh = static_cast<int>(j % H);
-        float acc = 0;
-        for (int64_t c = 0; c < chunks_d; ++c) {
-          acc += chain.detect(qe.data() + c * L, kj + c * L, w, hh, key_qk,
-                              static_cast<uint64_t>(j * chunks_d + c), adc_qk, clipped) *
-                 qs[c] * ks[c];
-        }
-        s[j] = acc * p.softmax_scale;
-      }
+      const detail::RowNoise noise_qk{sigma, chain.noise_key(2 * static_cast<uint64_t>(r)),
+                                      static_cast<uint32_t>(chunks_d)};
+      detail::detect_row(qe.data(), qs.data(), chunks_d, keys[bg], end, lanes_qk[w], noise_qk,
+                         adc_qk, s.data(), work.data(), clipped);
+      for (int64_t j = 0; j < end; ++j) s[j] *= p.softmax_scale;
       detections += end * chunks_d;
 
       // Softmax electronically in fp32.
@@ -211,20 +260,12 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       // P . V on the crossbar: unnormalised probabilities (side A) against V columns (side B).
       chain.encode(s.data(), end, 1, w, Side::a, true, pe.data(), ps.data());
       const int64_t chunks = chain.chunks(end);
-      const uint64_t key_pv = chain.noise_key(2 * static_cast<uint64_t>(r) + 1);
+      const detail::RowNoise noise_pv{sigma, chain.noise_key(2 * static_cast<uint64_t>(r) + 1),
+                                      static_cast<uint32_t>(chunks_k)};
+      detail::detect_row(pe.data(), ps.data(), chunks, values[bg], d, lanes_pv[w], noise_pv,
+                         adc_pv, o.data(), work.data(), clipped);
       const float inv_l = 1.0f / l;
-      for (int64_t x = 0; x < d; ++x) {
-        const float* vx = V.row(x);
-        const float* vs = V.scale(x);
-        const int hh = static_cast<int>(x % H);
-        float acc = 0;
-        for (int64_t c = 0; c < chunks; ++c) {
-          acc += chain.detect(pe.data() + c * L, vx + c * L, w, hh, key_pv,
-                              static_cast<uint64_t>(x * chunks_k + c), adc_pv, clipped) *
-                 ps[c] * vs[c];
-        }
-        store(p.out, p.dtype, out + x, acc * inv_l);
-      }
+      for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, o[x] * inv_l);
       detections += d * chunks;
     }
     clipped_sum.local() += clipped;

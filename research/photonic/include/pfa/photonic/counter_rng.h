@@ -31,6 +31,26 @@ inline float gaussian(uint64_t key, uint64_t counter) {
   return static_cast<float>((static_cast<double>(sum) - kMean) * kInvStd);
 }
 
+// A 32-bit integer hash (xorshift-multiply rounds). Only 32-bit multiplies, so loops over it
+// vectorise.
+inline uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// The detector-noise sample of the signal chain: Irwin-Hall(4) like gaussian(), from two 32-bit
+// hashes of (key, counter). `key` is a stream_key().
+inline float gaussian32(uint64_t key, uint32_t counter) {
+  const uint32_t a = hash32(counter + static_cast<uint32_t>(key));
+  const uint32_t b = hash32(a ^ static_cast<uint32_t>(key >> 32));
+  const uint32_t sum = (a & 0xffffu) + (a >> 16) + (b & 0xffffu) + (b >> 16);
+  return (static_cast<float>(sum) - 131070.0f) * (1.0f / 37837.227f);
+}
+
 // Uniform in [0, 1).
 inline double uniform(uint64_t key, uint64_t counter) {
   return static_cast<double>(mix64(key + counter * 0x9e3779b97f4a7c15ull) >> 11) * 0x1.0p-53;
