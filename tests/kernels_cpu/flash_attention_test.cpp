@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -106,6 +108,7 @@ TEST_P(FlashCpu, OddShapesLayoutsAndMasks) {
       {1, 2, 2, 65, 129, 1, false, PFA_LAYOUT_BSHD, true},    // head_dim 1
       {1, 1, 1, 33, 97, 255, true, PFA_LAYOUT_BHSD, false},   // head_dim 255
       {3, 6, 3, 40, 200, 24, false, PFA_LAYOUT_BHSD, true},
+      {1, 1, 1, 1000, 999, 40, true, PFA_LAYOUT_BHSD, true},  // long, causal, Lq > Lk by one
   };
   for (const Shape& s : shapes) check_shape(isa, dtype, s, rng);
 }
@@ -138,6 +141,33 @@ TEST_P(FlashCpuLong, ThousandTokens) {
 INSTANTIATE_TEST_SUITE_P(BestPath, FlashCpuLong,
                          ::testing::Values(PFA_DTYPE_FP32, PFA_DTYPE_FP16, PFA_DTYPE_BF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// run() is declared thread-safe: concurrent calls on one set of inputs give the same output.
+TEST(FlashCpuThreads, ConcurrentCallsAgree) {
+  const uint64_t seed = fresh_seed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  Problem problem = make_problem(1, 4, 2, 200, 300, 64, PFA_DTYPE_BF16, true);
+  problem.want_lse = 1;
+  AttentionCase a = make_case(problem, PFA_LAYOUT_BSHD, rng);
+  AttentionCase b = a;  // same inputs, its own output buffers
+  b.out.poison();
+  AttentionParams pa = params_for(a), pb = params_for(b);
+  pb.out = b.out.data();
+  pb.lse = static_cast<float*>(b.lse.data());
+  pb.q = a.q.data();
+  pb.k = a.k.data();
+  pb.v = a.v.data();
+  std::thread t1([&] { for (int i = 0; i < 20; ++i) kernels::cpu::flash_attention(pa); });
+  std::thread t2([&] { for (int i = 0; i < 20; ++i) kernels::cpu::flash_attention(pb); });
+  t1.join();
+  t2.join();
+  const Reference ref = reference_attention(a);
+  EXPECT_LT(relative_error(a, ref), tolerance(PFA_DTYPE_BF16));
+  EXPECT_EQ(std::memcmp(a.out.data(), b.out.data(),
+                        static_cast<size_t>(a.out.numel()) * sizeof(uint16_t)),
+            0);
+}
 
 TEST(FlashCpuDispatch, NamesAndFallbacks) {
   using kernels::DType;
