@@ -20,7 +20,7 @@ namespace pfa::photonic {
 
 struct CalibrationOptions {
   int repeats = 16;           // averaged detections per Hadamard pattern pair
-  int monitor_adc_bits = 12;  // resolution of the calibration (monitor) read-out
+  int monitor_adc_bits = 16;  // resolution of the calibration (monitor) read-out
   double lock_step_pm = 1.0;  // heater sweep step
   uint64_t seed = 0x5eed;     // noise of the calibration measurements
   bool measure_error = true;  // probe attention before and after (same inputs)
