@@ -210,8 +210,8 @@ int main(int argc, char** argv) {
   emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
        opt.variants ? " and the best of all variants" : "");
   if (opt.variants)
-    emit("%s", "| dtype | D | L | causal | ours | best | best TFLOP/s | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | grid v0/v1/v2/v3 | persistent p0/p1/p2/p3 |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    emit("%s", "| dtype | D | L | causal | ours | best | best TFLOP/s | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | grid v0/v1/v2/v3 | persistent p0/p1/p2/p3 | heavy-first l0/l1/l2/l3 |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   else
     emit("%s", "| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
          "|---|---|---|---|---|---|---|---|---|\n");
@@ -258,15 +258,18 @@ int main(int argc, char** argv) {
                                           {"cudnn", sdpa_fn(Backend::cudnn)},
                                           {"mem-eff", sdpa_fn(Backend::mem_efficient)}};
           if (opt.variants)
-            for (int pers : {0, 1})
+            for (int pers : {0, 1, 2}) {
+              if (pers == 2 && !causal) continue;  // the heavy-first order only matters causal
               for (int v = 0; v < kc::sm90_variant_count(); ++v)
-                cands.push_back({(pers ? "p" : "v") + std::to_string(v), ours_fn(v, pers)});
+                cands.push_back({std::string(pers == 0 ? "v" : pers == 1 ? "p" : "l") + std::to_string(v),
+                                 ours_fn(v, pers)});
+            }
           const std::vector<double> t = time_many(cands, 2, opt.repeats);
           const double t_ours = t[0];
           const double t_b[3] = {t[1], t[2], t[3]};
           double t_best = t_ours;
           std::string best_name = "ours";
-          std::string grid_cols, pers_cols;
+          std::string grid_cols, pers_cols, lpt_cols;
           for (size_t c = 4; c < cands.size(); ++c) {
             if (std::isfinite(t[c]) && !(t[c] >= t_best)) {
               t_best = t[c];
@@ -275,14 +278,15 @@ int main(int argc, char** argv) {
             char buf[16];
             const bool first = (c - 4) % kc::sm90_variant_count() == 0;
             std::snprintf(buf, sizeof buf, "%s%.0f", first ? "" : "/", tflops(t[c]));
-            (cands[c].name[0] == 'p' ? pers_cols : grid_cols) += buf;
+            const char kind = cands[c].name[0];
+            (kind == 'p' ? pers_cols : kind == 'l' ? lpt_cols : grid_cols) += buf;
           }
           const char* tn = dt == at::kBFloat16 ? "bf16" : "fp16";
           if (opt.variants)
-            emit("| %s | %ld | %ld | %s | %.0f | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s |\n", tn,
+            emit("| %s | %ld | %ld | %s | %.0f | %s | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %s | %s |\n", tn,
                  D, L, causal ? "yes" : "no", tflops(t_ours), best_name.c_str(), tflops(t_best),
                  tflops(t_b[0]), tflops(t_b[1]), tflops(t_b[2]), t_b[1] / t_ours, t_b[1] / t_best,
-                 grid_cols.c_str(), pers_cols.c_str());
+                 grid_cols.c_str(), pers_cols.c_str(), lpt_cols.empty() ? "-" : lpt_cols.c_str());
           else
             emit("| %s | %ld | %ld | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", tn, D, L,
                  causal ? "yes" : "no", tflops(t_ours), tflops(t_b[0]), tflops(t_b[1]),

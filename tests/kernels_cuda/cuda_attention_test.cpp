@@ -82,7 +82,7 @@ struct Case {
     std::ostringstream s;
     s << (path == kc::Path::fallback ? "fallback" : path == kc::Path::sm90 ? "sm90" : "auto");
     if (variant >= 0) s << "_v" << variant;
-    if (persistent >= 0) s << (persistent ? "_persistent" : "_grid");
+    if (persistent >= 0) s << (persistent == 2 ? "_lpt" : persistent ? "_persistent" : "_grid");
     s << "_b" << batch << "_h" << heads_q << "x" << heads_kv << "_q" << seqlen_q << "_k" << seqlen_k
       << "_d" << head_dim << (causal ? "_causal" : "") << (dtype == DType::bf16 ? "_bf16" : "_fp16")
       << (bhsd ? "_bhsd" : "_bshd");
@@ -309,7 +309,7 @@ std::vector<Case> all_cases() {
   // launches of every variant.
   for (int var = 0; var < kc::sm90_variant_count(); ++var)
     for (int64_t d : {64, 128, 256})
-      for (int pers : {0, 1}) {
+      for (int pers : {0, 1, 2}) {
         v.push_back({4, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, pers});
         v.push_back({3, 16, 2, 900, 300, d, true, DType::fp16, true, kc::Path::sm90, var, pers});
         v.push_back({2, 32, 32, 513, 513, d, false, DType::bf16, false, kc::Path::sm90, var, pers});

@@ -106,6 +106,7 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   a.m_blocks = int(m_blocks);
   a.tiles = int(tiles);
   int grid = int(tiles);
+  a.lpt = persistent == 2 ? 1 : 0;
   if (persistent > 0) {
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0)
@@ -122,22 +123,26 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
 
 int sm90_variant_count() { return kVariants; }
 
-// Chosen from the benchmark (bench/gpu/NOTES.md): the fastest variant that passed the tests.
+// Chosen from the benchmark on an H100 (bench/gpu/NOTES.md, bench/results/fa3_*): the fastest
+// tested variant per head dim, key length and masking. Variants: 0 serial, 1 overlap,
+// 2 overlap + ping-pong, 3 ping-pong with wider key blocks.
 int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
-  (void)seqlen_k;
-  (void)causal;
   switch (head_dim) {
-    case 64: return 0;
-    case 128: return 0;
-    default: return 0;
+    case 64: return seqlen_k <= 1024 ? 2 : 3;
+    case 128:
+      if (causal) return seqlen_k <= 8192 ? 2 : 3;
+      return seqlen_k <= 4096 ? 1 : 3;
+    default: return seqlen_k <= (causal ? 1024 : 512) ? 2 : 3;
   }
 }
 
-bool sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
+// Persistent (one CTA per SM) pays where tiles are uniform (no causal mask): the next tile's
+// loads hide this tile's epilogue. Causal tiles differ in cost and a static walk balances them
+// worse than the hardware's own block scheduling.
+int sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
   (void)head_dim;
   (void)seqlen_k;
-  (void)causal;
-  return false;
+  return causal ? 0 : 1;
 }
 
 std::string sm90_variant_name(int head_dim, bool bf16, int variant) {

@@ -35,6 +35,7 @@ struct Fa3Args {
   int causal = 0;
   int m_blocks = 0;  // query tiles per (batch, head)
   int tiles = 0;     // m_blocks * heads_q * batch
+  int lpt = 0;       // tile order: 0 query block fastest, 1 query block slowest (see decode)
 };
 
 template <int D_, int BN_, int Stages_, int Variant_>
@@ -154,8 +155,11 @@ __global__ void __launch_bounds__(384, 1)
   };
   auto decode = [&](int tile) {
     Tile t;
-    const int mb = tile % args.m_blocks;
-    const int bh = tile / args.m_blocks;
+    // lpt: the tile order is query block slowest, heaviest first across all heads (longest
+    // processing time first), which balances a persistent causal launch when K/V fit in L2.
+    const int bhs = args.tiles / args.m_blocks;
+    const int mb = args.lpt ? tile / bhs : tile % args.m_blocks;
+    const int bh = args.lpt ? tile % bhs : tile / args.m_blocks;
     // Causal: the heaviest query tiles (last rows) of each head first.
     t.m0 = (args.causal ? args.m_blocks - 1 - mb : mb) * BM;
     t.head = bh % args.heads_q;

@@ -20,7 +20,10 @@ enum class Path : int {
 struct LaunchOptions {
   Path path = Path::automatic;
   int sm90_variant = -1;  // -1: chosen by shape; else an index (benchmarks, tests)
-  int persistent = -1;    // sm_90a: -1 chosen by shape, 0 one CTA per tile, 1 one CTA per SM
+  // sm_90a launch: -1 chosen by shape; 0 one CTA per query tile; 1 one CTA per SM walking the
+  // tiles (query block fastest, so K/V stay in L2); 2 the same walking the heaviest causal
+  // tiles of every head first (balance when K/V of all heads fit in L2).
+  int persistent = -1;
 };
 
 enum class LaunchStatus : int { ok = 0, unsupported = 1, device_error = 2 };
@@ -45,7 +48,7 @@ LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
 // sm_90a variants compiled for a head dim (count, names, the choice `automatic` makes).
 int sm90_variant_count();
 int sm90_default_variant(int head_dim, int64_t seqlen_k = 8192, bool causal = false);
-bool sm90_default_persistent(int head_dim, int64_t seqlen_k = 8192, bool causal = false);
+int sm90_default_persistent(int head_dim, int64_t seqlen_k = 8192, bool causal = false);
 std::string sm90_variant_name(int head_dim, bool bf16, int variant);
 
 // "NVIDIA H100 80GB HBM3, sm_90, driver 13.0, runtime 13.0" for `device`; the CUDA error text
