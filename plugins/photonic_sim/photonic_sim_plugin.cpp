@@ -10,6 +10,8 @@
 //   PFA_PHOTONIC_SEED         noise seed (default 1); PFA_PHOTONIC_DEVICE_SEED: which chip (1)
 //   PFA_PHOTONIC_DRIFT        off (default) | loop (drift, temperature loop on) | free (no loop);
 //                             simulated time follows the wall clock since create()
+//   PFA_PHOTONIC_TIME_SCALE   simulated seconds per wall-clock second (default 1; larger values
+//                             show hours of drift in seconds)
 //   PFA_PHOTONIC_CALIBRATION  auto (default: calibrate at create) | off | path/to/calibration.json
 //   PFA_PHOTONIC_SAMPLE_ROWS  rows checked against exact attention per call (default 16, 0 = off)
 //   PFA_PHOTONIC_LOG          append one JSON line per call (energy breakdown, error) to this file
@@ -49,6 +51,7 @@ struct PhotonicContext {
   std::unique_ptr<ph::SimulatedDevice> device;
   std::string calibration_mode;
   int sample_rows = 16;
+  double time_scale = 1.0;   // simulated seconds per wall-clock second
   std::string log_path;
   std::chrono::steady_clock::time_point last_tick;
   uint64_t calls = 0;
@@ -93,7 +96,8 @@ double expected_error(PhotonicContext& c) {
 void tick(PhotonicContext& c) {
   const auto now = std::chrono::steady_clock::now();
   if (c.device->config().drift) {
-    c.device->advance_time(std::chrono::duration<double>(now - c.last_tick).count());
+    c.device->advance_time(c.time_scale *
+                           std::chrono::duration<double>(now - c.last_tick).count());
   }
   c.last_tick = now;
 }
@@ -117,6 +121,7 @@ pfa_status create(const pfa_host_info*, pfa_context** context, char* message, si
     config.control_loop = drift != "free";
     c->device = std::make_unique<ph::SimulatedDevice>(std::move(params), config);
     c->sample_rows = std::max(0, env_int("PFA_PHOTONIC_SAMPLE_ROWS", 16));
+    c->time_scale = std::max(0.0, std::atof(env_or("PFA_PHOTONIC_TIME_SCALE", "1").c_str()));
     c->log_path = env_or("PFA_PHOTONIC_LOG", "");
     c->calibration_mode = env_or("PFA_PHOTONIC_CALIBRATION", "auto");
     if (c->calibration_mode == "auto") {

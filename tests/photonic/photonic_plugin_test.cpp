@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 namespace pfa {
 namespace {
@@ -70,6 +72,32 @@ TEST(PhotonicPlugin, ABadSettingFailsLoudly) {
   ASSERT_FALSE(engine.load_errors().empty());
   EXPECT_NE(engine.load_errors()[0].message.find("no_such_chip"), std::string::npos)
       << engine.load_errors()[0].message;
+}
+
+// Free-running drift (no temperature loop), time sped up: the calibration goes stale, the backend
+// says so, and the error it reports (and its estimate for the router) rises.
+TEST(PhotonicPlugin, StaleCalibrationShowsInTheReportAndTheEstimate) {
+  ::setenv("PFA_PHOTONIC_DRIFT", "free", 1);
+  ::setenv("PFA_PHOTONIC_TIME_SCALE", "500", 1);
+  Engine engine = photonic_engine();
+  ::unsetenv("PFA_PHOTONIC_DRIFT");
+  ::unsetenv("PFA_PHOTONIC_TIME_SCALE");
+  ASSERT_TRUE(engine.load_errors().empty()) << engine.load_errors()[0].message;
+  const Plugin& plugin = *engine.plugins()[0];
+  std::mt19937_64 rng(test::fresh_seed());
+  Problem problem = make_problem(1, 2, 2, 64, 64, 64, PFA_DTYPE_FP32, false);
+  auto c = test::make_case(problem, PFA_LAYOUT_BSHD, rng);
+  const double prior = plugin.estimate(problem).rel_error;
+  const Report fresh = run_once(engine, c);
+  EXPECT_EQ(std::string(fresh.detail.data()).find("stale"), std::string::npos) << fresh.detail.data();
+  // Stale after 10 pm = 0.15 K = 7 s simulated = 14 ms of wall time; 80 ms later the rings have
+  // moved about 0.8 K x 69 pm/K = 55 pm.
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  const Report drifted = run_once(engine, c);
+  EXPECT_NE(std::string(drifted.detail.data()).find("stale"), std::string::npos)
+      << drifted.detail.data();
+  EXPECT_GT(drifted.error_estimate, 1.5 * fresh.error_estimate);
+  EXPECT_GT(plugin.estimate(problem).rel_error, prior);
 }
 
 }  // namespace
