@@ -2,6 +2,8 @@
 // power, deterministic per seed.
 #include "photonic_test_util.h"
 
+#include <pfa/photonic/tensor_core.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,6 +112,60 @@ TEST(PhotonicAttention, SampledErrorAgreesWithTheFullError) {
   const SampledError sampled = sampled_error(p, 32);
   EXPECT_EQ(sampled.rows, 32);
   EXPECT_NEAR(sampled.rel_error, full, 0.35 * full);
+}
+
+// A matrix product on the ideal crossbar equals the exact product; on the noisy, calibrated one its
+// error grows as bits drop and stays within 10 quantisation steps plus the detector-noise floor.
+TEST(TensorCore, ProductMatchesExactWhenIdealAndDegradesWithBits) {
+  const int64_t m = 37, n = 29, k = 50;
+  std::mt19937_64 rng(pfa::test::fresh_seed());
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> a(m * k), b(n * k);
+  for (float& x : a) x = u(rng);
+  for (float& x : b) x = u(rng);
+  std::vector<double> exact(m * n, 0.0);
+  double norm = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t x = 0; x < k; ++x) exact[i * n + j] += static_cast<double>(a[i * k + x]) * b[j * k + x];
+      norm += exact[i * n + j] * exact[i * n + j];
+    }
+  auto product_error = [&](SimulatedDevice& d) {
+    const SignalChain chain(d, 4);
+    const EncodedRows ea = encode_rows(chain, a.data(), m, k, k, 1, Side::a, false);
+    const EncodedRows eb = encode_rows(chain, b.data(), n, k, k, 1, Side::b, false);
+    const AdcRange adc = pilot_adc_range(chain, ea, eb, d.config().adc_range_sigmas);
+    ProductStats stats;
+    const std::vector<float> c = photonic_matmul(chain, ea, eb, adc, 1, &stats);
+    EXPECT_EQ(stats.detections, m * n * chain.chunks(k));
+    double diff = 0;
+    for (int64_t i = 0; i < m * n; ++i) diff += (c[i] - exact[i]) * (c[i] - exact[i]);
+    return std::sqrt(diff / norm);
+  };
+  SimulatedDevice ideal = device(ideal_config());
+  EXPECT_LT(product_error(ideal), 1e-5);
+  double previous = 0;
+  for (int bits : {12, 8, 6, 4}) {
+    SimConfig config;
+    config.dac_bits = config.adc_bits = bits;
+    SimulatedDevice d = device(config);
+    calibrate(d, CalibrationOptions{.measure_error = false});
+    const double error = product_error(d);
+    EXPECT_GT(error, previous) << bits;
+    EXPECT_LT(error, 10.0 / std::ldexp(1.0, bits - 1) + 0.03) << bits;  // + the RIN floor
+    previous = error;
+  }
+}
+
+TEST(Profiles, VendorLikeProfileRunsAndFilesLoadByPath) {
+  SimConfig config;
+  SimulatedDevice d = device(config, "envise_like");
+  calibrate(d, CalibrationOptions{.measure_error = false});
+  auto c = random_case(pfa::test::fresh_seed(), 80, 64);
+  EXPECT_LT(run_error(d, c), 0.06);
+  const DeviceParams from_file = load_profile(std::string(PFA_PHOTONIC_PROFILES) + "/envise_like.json");
+  EXPECT_EQ(from_file.name, "envise_like");
+  EXPECT_EQ(from_file.core_height, d.params().core_height);
 }
 
 }  // namespace
