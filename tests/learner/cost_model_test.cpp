@@ -10,8 +10,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+
+#include <unistd.h>
 
 namespace pfa::learner {
 namespace {
@@ -181,6 +185,64 @@ TEST(CostModel, OwnTreeWalkMatchesXGBoostPredictions) {
     ASSERT_TRUE(model->predict_xgboost(p, 0, ids, theirs));
     for (int k = 0; k < 3; ++k) ASSERT_NEAR(mine[k], theirs[k], 1e-6 * theirs[k]) << to_string(p);
   }
+}
+
+// Python's xgboost opens the saved file and predicts what we predict. Skipped where Python has no
+// xgboost (Debian: python3-xgboost).
+TEST(CostModel, PythonXGBoostOpensTheSavedModel) {
+  std::string python;
+  for (const char* candidate : {"python3", "/usr/bin/python3"}) {
+    if (std::system((std::string(candidate) + " -c 'import xgboost' >/dev/null 2>&1").c_str()) == 0) {
+      python = candidate;
+      break;
+    }
+  }
+  if (python.empty()) GTEST_SKIP() << "no python3 with xgboost here";
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  const auto model = train(test::make_records(100, 1, 12), options).model;
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto tag = std::to_string(::getpid());
+  const auto model_path = dir / ("pfa_py_model_" + tag + ".json");
+  const auto rows_path = dir / ("pfa_py_rows_" + tag + ".csv");
+  const auto out_path = dir / ("pfa_py_out_" + tag + ".txt");
+  model->save(model_path);
+  const size_t width = model->features().width();
+  std::vector<float> rows;
+  std::mt19937_64 rng(13);
+  {
+    std::ofstream csv(rows_path);
+    csv.precision(9);
+    for (int i = 0; i < 20; ++i) {
+      std::vector<float> row(width);
+      model->features().encode(test::random_problem(rng), 0, i % 3, row.data());
+      for (size_t k = 0; k < width; ++k) csv << (k ? "," : "") << row[k];
+      csv << "\n";
+      rows.insert(rows.end(), row.begin(), row.end());
+    }
+  }
+  const std::string script =
+      "import sys, numpy, xgboost\n"
+      "b = xgboost.Booster(model_file=sys.argv[1])\n"
+      "x = numpy.loadtxt(sys.argv[2], delimiter=',', dtype=numpy.float32, ndmin=2)\n"
+      "p = b.predict(xgboost.DMatrix(x, feature_names=b.feature_names))\n"
+      "open(sys.argv[3], 'w').write('\\n'.join(repr(float(v)) for v in p))\n";
+  const auto script_path = dir / ("pfa_py_" + tag + ".py");
+  std::ofstream(script_path) << script;
+  const int rc = std::system((python + " " + script_path.string() + " " + model_path.string() + " " +
+                              rows_path.string() + " " + out_path.string())
+                                 .c_str());
+  ASSERT_EQ(rc, 0);
+  std::ifstream in(out_path);
+  const auto ours = model->predict_log(rows);
+  for (size_t i = 0; i < ours.size(); ++i) {
+    double theirs = 0;
+    ASSERT_TRUE(in >> theirs);
+    // Python gives the booster's raw output: ln(cost) - ln(FLOPs).
+    const double log_cost = theirs + static_cast<double>(rows[i * width + 7]) * std::log(2.0);
+    EXPECT_NEAR(log_cost, ours[i], 1e-4);
+  }
+  for (const auto& p : {model_path, rows_path, out_path, script_path}) std::filesystem::remove(p);
 }
 
 TEST(CostModel, RejectsJsonItDidNotWrite) {
