@@ -245,6 +245,33 @@ TEST(CostModel, PythonXGBoostOpensTheSavedModel) {
   for (const auto& p : {model_path, rows_path, out_path, script_path}) std::filesystem::remove(p);
 }
 
+TEST(CostModel, LearnsEnergyAndEnergyDelay) {
+  // Energy = latency x a per-backend power: alpha 30 W, beta 200 W, gamma 80 W.
+  auto records = test::make_records(150, 1, 14);
+  const double power[] = {30, 200, 80};
+  for (auto& r : records) {
+    const auto name = store::text(r.backend);
+    r.energy_j = r.latency_s * power[name == "alpha" ? 0 : name == "beta" ? 1 : 2];
+  }
+  const Problem p = make_problem(2, 8, 8, 1024, 1024, 64, PFA_DTYPE_FP32, false);
+  for (Objective objective : {Objective::energy, Objective::energy_delay}) {
+    TrainOptions options;
+    options.holdout_fraction = 0;
+    options.fit.objective = objective;
+    const auto model = train(records, options).model;
+    EXPECT_EQ(model->objective(), objective);
+    for (int b = 0; b < 3; ++b) {
+      const int id = model->features().backend_id(test::kNames[b]);
+      double predicted = 0;
+      ASSERT_TRUE(model->predict(p, 0, std::span<const int>(&id, 1), std::span<double>(&predicted, 1)));
+      const double latency = test::true_latency(b, p);
+      const double energy = latency * power[b];
+      const double truth = objective == Objective::energy ? energy : energy * latency;
+      EXPECT_NEAR(std::log(predicted), std::log(truth), 0.3) << objective_name(objective) << " " << b;
+    }
+  }
+}
+
 TEST(CostModel, RejectsJsonItDidNotWrite) {
   EXPECT_THROW(CostModel::from_json("not json"), Error);
   EXPECT_THROW(CostModel::from_json(R"({"learner": {"attributes": {}}})"), Error);

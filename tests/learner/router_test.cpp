@@ -295,3 +295,51 @@ TEST(LearnedRouterStability, DecisionsAgreeAcrossProcesses) {
 
 }  // namespace
 }  // namespace pfa::learner
+
+namespace pfa::learner {
+namespace {
+
+TEST(DecisionCache, FindsWhatItStoredUntilTheGenerationMoves) {
+  DecisionCache cache(64);
+  EXPECT_EQ(cache.capacity(), 64u);
+  const RoutingPolicy policy{};
+  Decision d;
+  d.count = 3;
+  d.order[0] = 2, d.order[1] = 0, d.order[2] = 1;
+  const Problem p = make_problem(1, 8, 8, 100, 100, 64, PFA_DTYPE_FP32, false);
+  const CacheKey key = make_cache_key(p, policy);
+  uint8_t measured[kMaxBackends] = {};
+  const uint32_t slot = cache.insert(key, 1, d, measured, 0b110);
+  ASSERT_NE(slot, DecisionCache::kNoSlot);
+  Decision out;
+  EXPECT_EQ(cache.find(key, 1, out), slot);
+  EXPECT_EQ(out.count, 3);
+  EXPECT_EQ(out.order[0], 2);
+  EXPECT_EQ(out.order[2], 1);
+  EXPECT_EQ(cache.to_measure(slot), 0b110u);
+  cache.count_run(slot, 1, true, 1, 2);
+  EXPECT_EQ(cache.to_measure(slot), 0b100u);
+  cache.count_run(slot, 2, false, 3, 2);
+  cache.count_run(slot, 2, false, 3, 2);
+  EXPECT_EQ(cache.to_measure(slot), 0u);
+  EXPECT_EQ(cache.find(key, 2, out), DecisionCache::kNoSlot);  // a new model generation
+
+  // Another policy or a slightly different shape is another bucket.
+  RoutingPolicy energy;
+  energy.objective = Objective::energy;
+  EXPECT_EQ(cache.find(make_cache_key(p, energy), 1, out), DecisionCache::kNoSlot);
+  Problem q = p;
+  q.seqlen_k = 101;
+  EXPECT_EQ(cache.find(make_cache_key(q, policy), 1, out), DecisionCache::kNoSlot);
+
+  // Far more buckets than slots: the newest is always found, nothing breaks.
+  for (int64_t s = 1; s <= 5000; ++s) {
+    q.seqlen_k = s;
+    const CacheKey k = make_cache_key(q, policy);
+    cache.insert(k, 1, d, measured, 0);
+    ASSERT_NE(cache.find(k, 1, out), DecisionCache::kNoSlot);
+  }
+}
+
+}  // namespace
+}  // namespace pfa::learner
