@@ -3,8 +3,9 @@
 // Baseline = the faster of LibTorch's fused attention entry point (1.13: _scaled_dot_product_
 // attention; 2.x: scaled_dot_product_attention) and the explicit math formulation
 // (matmul, softmax, matmul), both with every core. FLOPs = 4 * B * H * L^2 * D, halved when
-// causal. Each cell: one warm-up, then the median of repeats. Writes a markdown table headed with
-// machine, date, commit, LibTorch version, threads and load.
+// causal. Each cell: one warm-up each, then rounds that run cpu_flash, sdpa and math in turn
+// (so load changes hit all three alike); medians. Writes a markdown table headed with machine,
+// date, commit, LibTorch version, threads and load.
 //
 //   cpu_flash_bench [--quick] [--flash-only] [--isa NAME] [--repeats N] [--max-len L]
 //                   [--out FILE] [--repo DIR]
@@ -49,19 +50,50 @@ std::string shell(const std::string& command) {
   return out;
 }
 
-// Median seconds of `repeats` timed calls after one warm-up; stops early past `budget_s`.
-double time_median(const std::function<void()>& fn, int repeats, double budget_s) {
-  fn();
-  std::vector<double> t;
-  const auto start = Clock::now();
-  for (int i = 0; i < repeats; ++i) {
-    const auto a = Clock::now();
+// Lets the other library's spinning worker threads go idle before the next timing.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
+
+// Times several contenders on the same inputs, interleaved: one warm-up each, then rounds in
+// which every contender runs once, so a change of machine load hits all of them alike. Stops
+// after `rounds` or once past `budget_s` (at least 3 rounds). Returns each one's median seconds.
+std::vector<double> time_interleaved(const std::vector<std::function<void()>>& fns, int rounds,
+                                     double budget_s) {
+  std::vector<std::vector<double>> t(fns.size());
+  for (const auto& fn : fns) {
     fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - a).count());
-    if (i >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > budget_s) break;
+    settle();
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  const auto start = Clock::now();
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const auto a = Clock::now();
+      fns[i]();
+      t[i].push_back(std::chrono::duration<double>(Clock::now() - a).count());
+      if (fns.size() > 1) settle();
+    }
+    if (r >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > budget_s) break;
+  }
+  std::vector<double> medians;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    medians.push_back(v[v.size() / 2]);
+  }
+  return medians;
+}
+
+// The BLAS library this process actually mapped (LibTorch 1.13 on Debian goes through libblas.so.3,
+// which the alternatives system points at OpenBLAS or the reference BLAS).
+std::string blas_in_use() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line, found;
+  while (std::getline(maps, line)) {
+    const auto slash = line.rfind('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(line.find('/'));
+    if (path.find("blas") != std::string::npos && found.find(path) == std::string::npos)
+      found += (found.empty() ? "" : ", ") + path;
+  }
+  return found.empty() ? "none mapped" : found;
 }
 
 double process_cpu_seconds() {
@@ -70,8 +102,6 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// Lets the other library's spinning worker threads go idle before the next timing.
-void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
 
 struct Cell {
   std::string dtype;
@@ -140,7 +170,7 @@ int main(int argc, char** argv) {
   std::strftime(stamp, sizeof stamp, "%Y-%m-%d", std::gmtime(&now));
   if (out_path.empty()) out_path = repo + "/bench/results/cpu_flash_" + stamp + ".md";
   const std::string commit = shell("git -C '" + repo + "' rev-parse --short HEAD 2>/dev/null");
-  const std::string load_before = shell("cat /proc/loadavg");
+  const std::string load_before = shell("cut -d' ' -f1-3 /proc/loadavg");
 
   std::ostringstream isa_list;
   for (cpu::Isa isa : {cpu::Isa::avx2, cpu::Isa::avx512, cpu::Isa::avx512_bf16, cpu::Isa::amx})
@@ -183,33 +213,30 @@ int main(int argc, char** argv) {
           p.causal = causal;
           p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)));
 
-          const double budget = len >= 4096 ? 6.0 : 2.0;
-          const int reps = len >= 4096 ? std::min(repeats, 3) : repeats;
+          const double budget = len >= 4096 ? 20.0 : 4.0;
           Cell c{dtype_name, len, dim, causal, 0, 0, 0, 0, ""};
           at::Tensor mask;
           if (causal) mask = at::ones({len, len}, at::kBool).triu(1);
           at::Tensor ref;
-          if (flash_only) {
-            c.sdpa_s = c.math_s = std::numeric_limits<double>::quiet_NaN();
-          } else {
-            c.sdpa_s = time_median([&] { ref = torch_sdpa(q, k, v, causal); }, reps, budget);
-            settle();
-            c.math_s =
-                time_median([&] { torch_math(q, k, v, mask, p.softmax_scale); }, reps, budget);
-            settle();
-          }
           cpu::Isa ran = cpu::Isa::scalar;
-          const double cpu0 = process_cpu_seconds();
+          double flash_cpu_s = 0;
           int flash_calls = 0;
-          c.flash_s = time_median(
-              [&] {
-                ran = force ? cpu::flash_attention(p, forced) : cpu::flash_attention(p);
-                ++flash_calls;
-              },
-              repeats, budget);
-          // Core-seconds per call: a load-independent view of efficiency (for tuning).
-          const double core_s = (process_cpu_seconds() - cpu0) / flash_calls;
-          if (!flash_only) settle();
+          std::vector<std::function<void()>> fns = {[&] {
+            const double cpu0 = process_cpu_seconds();
+            ran = force ? cpu::flash_attention(p, forced) : cpu::flash_attention(p);
+            flash_cpu_s += process_cpu_seconds() - cpu0;
+            ++flash_calls;
+          }};
+          if (!flash_only) {
+            fns.push_back([&] { ref = torch_sdpa(q, k, v, causal); });
+            fns.push_back([&] { torch_math(q, k, v, mask, p.softmax_scale); });
+          }
+          const std::vector<double> med = time_interleaved(fns, repeats, budget);
+          c.flash_s = med[0];
+          c.sdpa_s = flash_only ? std::numeric_limits<double>::quiet_NaN() : med[1];
+          c.math_s = flash_only ? std::numeric_limits<double>::quiet_NaN() : med[2];
+          // Core-seconds per call (process CPU time): a load-independent view for tuning.
+          const double core_s = flash_cpu_s / flash_calls;
           c.isa = cpu::isa_name(ran);
           if (!flash_only) {
             const at::Tensor diff = out.to(at::kFloat) - ref.to(at::kFloat);
@@ -228,7 +255,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const std::string load_after = shell("cat /proc/loadavg");
+  const std::string load_after = shell("cut -d' ' -f1-3 /proc/loadavg");
   if (flash_only) return 0;
 
   std::ostringstream md;
@@ -244,11 +271,13 @@ int main(int argc, char** argv) {
 #else
      << "`at::_scaled_dot_product_attention`"
 #endif
-     << " and matmul+softmax+matmul (BLAS: " << (at::hasMKL() ? "MKL" : "system BLAS, OpenBLAS") << ")\n"
+     << " and matmul+softmax+matmul (MKL: " << (at::hasMKL() ? "yes" : "no") << "; BLAS mapped: "
+     << blas_in_use() << ")\n"
      << "- cpu_flash threads: " << threads << " (oneTBB)\n"
      << "- load average before / after: " << load_before << " / " << load_after << "\n"
      << "- B=1, H=8, BHSD inputs; GFLOP/s = 4·B·H·L²·D (halved causal) / median time; "
-     << "ratio = baseline time / cpu_flash time; err = ||cpu_flash - sdpa|| / ||sdpa||\n\n";
+     << "ratio = baseline time / cpu_flash time; err = ||cpu_flash - sdpa|| / ||sdpa||; "
+     << "median of " << repeats << " interleaved rounds (at least 3) after a warm-up\n\n";
   std::string group;
   for (const Cell& c : cells) {
     const std::string g = c.dtype + ", D=" + std::to_string(c.dim) + (c.causal ? ", causal" : "");
