@@ -72,7 +72,8 @@ pfa_status supports(pfa_context*, const pfa_problem* p, char* reason, size_t cap
 pfa_status estimate(pfa_context* context, const pfa_problem* p, pfa_estimate* e, char* message,
                     size_t capacity) {
   if (supports(context, p, message, capacity) != PFA_STATUS_OK) return PFA_STATUS_UNSUPPORTED;
-  const cpu::Isa isa = cpu::best_isa(static_cast<DType>(p->dtype));
+  cpu::Isa isa = cpu::best_isa(static_cast<DType>(p->dtype));
+  if (isa == cpu::Isa::amx && p->seqlen_q <= 8) isa = cpu::Isa::avx512;  // as flash_attention()
   const double threads = std::max(1, tbb::info::default_concurrency());
   // Visible query/key pairs (bottom-right causal); short rows still cost a whole key block.
   const double lq = static_cast<double>(p->seqlen_q), lk = static_cast<double>(p->seqlen_k);

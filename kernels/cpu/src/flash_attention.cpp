@@ -190,7 +190,11 @@ Isa best_isa(DType dtype) noexcept {
 }
 
 Isa flash_attention(const AttentionParams& params) {
-  return flash_attention(params, best_isa(params.dtype));
+  Isa isa = best_isa(params.dtype);
+  // AMX computes query rows in pairs of 16-row tiles: a decode step (a few query rows) would do
+  // 32 rows of work for one. The AVX-512 path's micro-kernels take any row count.
+  if (isa == Isa::amx && params.seqlen_q <= 8) isa = resolve_isa(Isa::avx512, params.dtype);
+  return flash_attention(params, isa);
 }
 
 Isa flash_attention(const AttentionParams& params, Isa requested) {

@@ -25,7 +25,8 @@ Isa best_isa(DType dtype) noexcept;
 // serve only bf16 inputs, so fp32/fp16 fall back to the widest fp32 path at or below the request.
 Isa resolve_isa(Isa requested, DType dtype) noexcept;
 
-// Computes attention as described by `params` with the best path; returns the path that ran.
+// Computes attention as described by `params` with the best path for its dtype (for seqlen_q <= 8,
+// a decode step, the AVX-512 path rather than AMX's 32-row tiles); returns the path that ran.
 // Throws std::invalid_argument for inconsistent params (null pointers, bad sizes or strides).
 Isa flash_attention(const AttentionParams& params);
 
