@@ -224,49 +224,115 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
 
   tbb::combinable<int64_t> clipped_sum([] { return int64_t{0}; });
   tbb::combinable<int64_t> detections_sum([] { return int64_t{0}; });
+  // Rows are processed in blocks of up to kMaxRows that share a lane (i, i + W, ...: same node
+  // constants, same key/value operands), so each B operand is read once per block.
   const float sigma = chain.sigma();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 8), [&](const auto& range) {
-    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k),
-        o(d), work(512);
+  constexpr int R = detail::kMaxRows;
+  const int64_t span = static_cast<int64_t>(W) * R;          // query rows covered by W blocks
+  const int64_t spans = (Lq + span - 1) / span;
+  const int64_t blocks = p.batch * p.heads_q * spans * W;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, blocks, 2), [&](const auto& range) {
+    std::vector<float> q(d), s(static_cast<size_t>(R) * Lk), qe(R * chunks_d * L), qs(R * chunks_d),
+        pe(R * chunks_k * L), ps(R * chunks_k), o(static_cast<size_t>(R) * d),
+        work(static_cast<size_t>(R) * 512);
     int64_t clipped = 0, detections = 0;
-    for (int64_t r = range.begin(); r < range.end(); ++r) {
-      int64_t b, h, i;
-      split(r, b, h, i);
-      const int64_t end = key_end(p, i);
-      const int64_t out = o_offset(p, b, i, h);
-      float* lse = p.lse ? p.lse + (b * p.heads_q + h) * Lq + i : nullptr;
-      if (end == 0) {
-        for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, 0.0f);
-        if (lse) *lse = -std::numeric_limits<float>::infinity();
-        continue;
-      }
+    for (int64_t blk = range.begin(); blk < range.end(); ++blk) {
+      const int w = static_cast<int>(blk % W);
+      const int64_t sp = (blk / W) % spans;
+      const int64_t h = (blk / (W * spans)) % p.heads_q;
+      const int64_t b = blk / (W * spans * p.heads_q);
       const int64_t bg = b * p.heads_kv + h / group;
-      const int w = static_cast<int>(i % W);
+      // The block's rows, in increasing order (so their causal key ranges only grow).
+      int64_t row_i[R], row_end[R];
+      int n_rows = 0;
+      for (int t = 0; t < R; ++t) {
+        const int64_t i = sp * span + w + static_cast<int64_t>(t) * W;
+        if (i >= Lq) break;
+        const int64_t end = key_end(p, i);
+        if (end == 0) {  // sees no key: zeros and -inf
+          const int64_t out = o_offset(p, b, i, h);
+          for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, 0.0f);
+          if (p.lse) p.lse[(b * p.heads_q + h) * Lq + i] = -std::numeric_limits<float>::infinity();
+          continue;
+        }
+        row_i[n_rows] = i;
+        row_end[n_rows] = end;
+        ++n_rows;
+      }
+      if (n_rows == 0) continue;
+      auto flat = [&](int t) { return static_cast<uint64_t>((b * p.heads_q + h) * Lq + row_i[t]); };
 
       // Q . K^T on the crossbar, one detection per lambda-chunk, accumulated digitally.
-      load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
-      chain.encode(q.data(), d, 1, w, Side::a, false, qe.data(), qs.data());
-      const detail::RowNoise noise_qk{sigma, chain.noise_key(2 * static_cast<uint64_t>(r)),
-                                      static_cast<uint32_t>(chunks_d)};
-      detail::detect_row(qe.data(), qs.data(), chunks_d, keys[bg], end, lanes_qk[w], noise_qk,
-                         adc_qk, s.data(), work.data(), clipped);
-      for (int64_t j = 0; j < end; ++j) s[j] *= p.softmax_scale;
-      detections += end * chunks_d;
+      detail::RowBlock qk;
+      qk.rows = n_rows;
+      for (int t = 0; t < n_rows; ++t) {
+        load_row(p.q, p.dtype, q_offset(p, b, row_i[t], h), d, q.data());
+        float* e = qe.data() + t * chunks_d * L;
+        float* sc = qs.data() + t * chunks_d;
+        chain.encode(q.data(), d, 1, w, Side::a, false, e, sc);
+        qk.a[t] = e;
+        qk.a_scales[t] = sc;
+        qk.noise_key[t] = chain.noise_key(2 * flat(t));
+        qk.acc[t] = s.data() + static_cast<size_t>(t) * Lk;
+      }
+      const detail::RowNoise noise_qk{sigma, static_cast<uint32_t>(chunks_d)};
+      // Keys every row sees, together; then each longer row's extra keys on its own.
+      detail::detect_rows(qk, keys[bg], {0, chunks_d, 0, row_end[0], true}, lanes_qk[w], noise_qk,
+                          adc_qk, work.data(), clipped);
+      for (int t = 1; t < n_rows; ++t) {
+        if (row_end[t] == row_end[0]) continue;
+        detail::RowBlock one;
+        one.rows = 1;
+        one.a[0] = qk.a[t];
+        one.a_scales[0] = qk.a_scales[t];
+        one.noise_key[0] = qk.noise_key[t];
+        one.acc[0] = qk.acc[t];
+        detail::detect_rows(one, keys[bg], {0, chunks_d, row_end[0], row_end[t], true},
+                            lanes_qk[w], noise_qk, adc_qk, work.data(), clipped);
+      }
 
-      // Softmax electronically in fp32.
-      const auto [m, l] = softmax_numerators(s.data(), end);
-      if (lse) *lse = m + std::log(l);
-
-      // P . V on the crossbar: unnormalised probabilities (side A) against V columns (side B).
-      chain.encode(s.data(), end, 1, w, Side::a, true, pe.data(), ps.data());
-      const int64_t chunks = chain.chunks(end);
-      const detail::RowNoise noise_pv{sigma, chain.noise_key(2 * static_cast<uint64_t>(r) + 1),
-                                      static_cast<uint32_t>(chunks_k)};
-      detail::detect_row(pe.data(), ps.data(), chunks, values[bg], d, lanes_pv[w], noise_pv,
-                         adc_pv, o.data(), work.data(), clipped);
-      const float inv_l = 1.0f / l;
-      for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, o[x] * inv_l);
-      detections += d * chunks;
+      // Softmax electronically in fp32, then P . V: unnormalised probabilities (side A) against
+      // V columns (side B).
+      detail::RowBlock pv;
+      pv.rows = n_rows;
+      float inv_l[R];
+      int64_t row_chunks[R];
+      for (int t = 0; t < n_rows; ++t) {
+        float* st = qk.acc[t];
+        for (int64_t j = 0; j < row_end[t]; ++j) st[j] *= p.softmax_scale;
+        detections += row_end[t] * chunks_d;
+        const auto [m, l] = softmax_numerators(st, row_end[t]);
+        if (p.lse) p.lse[(b * p.heads_q + h) * Lq + row_i[t]] = m + std::log(l);
+        inv_l[t] = 1.0f / l;
+        float* e = pe.data() + t * chunks_k * L;
+        float* sc = ps.data() + t * chunks_k;
+        chain.encode(st, row_end[t], 1, w, Side::a, true, e, sc);
+        row_chunks[t] = chain.chunks(row_end[t]);
+        pv.a[t] = e;
+        pv.a_scales[t] = sc;
+        pv.noise_key[t] = chain.noise_key(2 * flat(t) + 1);
+        pv.acc[t] = o.data() + static_cast<size_t>(t) * d;
+        detections += d * row_chunks[t];
+      }
+      const detail::RowNoise noise_pv{sigma, static_cast<uint32_t>(chunks_k)};
+      // Chunks every row has, together; then each longer row's extra chunks on its own.
+      detail::detect_rows(pv, values[bg], {0, row_chunks[0], 0, d, true}, lanes_pv[w], noise_pv,
+                          adc_pv, work.data(), clipped);
+      for (int t = 1; t < n_rows; ++t) {
+        if (row_chunks[t] == row_chunks[0]) continue;
+        detail::RowBlock one;
+        one.rows = 1;
+        one.a[0] = pv.a[t];
+        one.a_scales[0] = pv.a_scales[t];
+        one.noise_key[0] = pv.noise_key[t];
+        one.acc[0] = pv.acc[t];
+        detail::detect_rows(one, values[bg], {row_chunks[0], row_chunks[t], 0, d, false},
+                            lanes_pv[w], noise_pv, adc_pv, work.data(), clipped);
+      }
+      for (int t = 0; t < n_rows; ++t) {
+        const int64_t out = o_offset(p, b, row_i[t], h);
+        for (int64_t x = 0; x < d; ++x) store(p.out, p.dtype, out + x, pv.acc[t][x] * inv_l[t]);
+      }
     }
     clipped_sum.local() += clipped;
     detections_sum.local() += detections;

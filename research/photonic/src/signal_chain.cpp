@@ -44,17 +44,31 @@ SignalChain::SignalChain(const SimulatedDevice& device, uint64_t noise_stream)
   const double largest = max_of(state_.node_gain) * max_of(state_.gain_a) *
                              max_of(state_.gain_b) * leak * leak + max_of(state_.node_offset);
   physical_full_scale_ = std::max(largest, 1.0) * 1.125 + 4.0 * sigma_;
+  auto is_diagonal = [L = lambda_](const std::vector<float>& m) {
+    for (size_t i = 0; i < m.size(); ++i) {
+      const size_t r = (i / L) % L, c = i % L;
+      if (r != c && m[i] != 0.0f) return false;
+    }
+    return true;
+  };
+  diagonal_a_ = is_diagonal(corrections_.predistort_a);
+  diagonal_b_ = is_diagonal(corrections_.predistort_b);
 }
 
 uint64_t SignalChain::noise_key(uint64_t stream) const { return stream_key(seed_, stream); }
 
+// Runs once per operand element (every probability row passes through it), so it is cloned for
+// the vector extensions too.
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void SignalChain::encode(const float* raw, int64_t n, int64_t stride, int lane, Side side,
                          bool nonnegative, float* optical, float* scales) const {
   const int L = lambda_;
   const float* predistort = nullptr;
+  bool diagonal = false;  // a diagonal pre-distortion (gains only) costs lambda, not lambda^2
   if (corrections_.active) {
     const auto& m = side == Side::a ? corrections_.predistort_a : corrections_.predistort_b;
     if (!m.empty()) predistort = m.data() + static_cast<size_t>(lane) * L * L;
+    diagonal = side == Side::a ? diagonal_a_ : diagonal_b_;
   }
   const float* gain = (side == Side::a ? state_.gain_a.data() : state_.gain_b.data()) +
                       static_cast<size_t>(lane) * L;
@@ -71,7 +85,10 @@ void SignalChain::encode(const float* raw, int64_t n, int64_t stride, int lane, 
       x[k] = i < n ? raw[i * stride] : 0.0f;
     }
     const float* v = x;
-    if (predistort != nullptr) {
+    if (predistort != nullptr && diagonal) {
+      for (int k = 0; k < L; ++k) y[k] = predistort[k * L + k] * x[k];
+      v = y;
+    } else if (predistort != nullptr) {
       for (int r = 0; r < L; ++r) {
         float acc = 0;
         for (int k = 0; k < L; ++k) acc += predistort[r * L + k] * x[k];

@@ -85,6 +85,7 @@ class SignalChain {
   int dac_bits_ = 8, adc_bits_ = 8;
   double physical_full_scale_ = 1;
   uint64_t seed_ = 0;
+  bool diagonal_a_ = true, diagonal_b_ = true;  // pre-distortion matrices with no off-diagonal
 };
 
 }  // namespace pfa::photonic
