@@ -38,7 +38,8 @@ LearnedRouter::~LearnedRouter() = default;
 
 std::shared_ptr<const LearnedRouter::ModelState> LearnedRouter::state(
     Objective objective) const noexcept {
-  return models_[static_cast<int>(objective) % 3].load(std::memory_order_acquire);
+  std::lock_guard lock(models_mutex_);
+  return models_[static_cast<int>(objective) % 3];
 }
 
 void LearnedRouter::set_model(std::shared_ptr<const CostModel> model) {
@@ -53,13 +54,19 @@ void LearnedRouter::set_model(std::shared_ptr<const CostModel> model) {
   }
   const auto objective = model->objective();
   s->model = std::move(model);
-  models_[static_cast<int>(objective) % 3].store(std::move(s), std::memory_order_release);
+  {
+    std::lock_guard lock(models_mutex_);
+    models_[static_cast<int>(objective) % 3] = std::move(s);
+  }
   // After the store: a call that sees the new generation also sees the new model.
   generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 void LearnedRouter::clear_model(Objective objective) {
-  models_[static_cast<int>(objective) % 3].store(nullptr, std::memory_order_release);
+  {
+    std::lock_guard lock(models_mutex_);
+    models_[static_cast<int>(objective) % 3] = nullptr;
+  }
   generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 

@@ -47,7 +47,8 @@ struct FitOptions {
   double coverage_margin_log2 = 4.0;
   // Simulated backends' modelled costs are learnable too; they compete only in what-if routing.
   bool include_simulated = true;
-  int prediction_lanes = 2;
+  // XGBoost boosters kept for predict_xgboost and evaluation; predict() needs none.
+  int prediction_lanes = 1;
 };
 
 // Where the model has seen a backend on a device class.
@@ -73,9 +74,9 @@ class CostModel {
 
   // XGBoost JSON with pfa's metadata, as to_json() writes it. Throws pfa::Error(model) naming the
   // problem.
-  static std::shared_ptr<const CostModel> from_json(std::string_view json, int prediction_lanes = 2);
+  static std::shared_ptr<const CostModel> from_json(std::string_view json, int prediction_lanes = 1);
   static std::shared_ptr<const CostModel> load(const std::filesystem::path& path,
-                                               int prediction_lanes = 2);
+                                               int prediction_lanes = 1);
   std::string to_json() const;
   void save(const std::filesystem::path& path) const;  // throws pfa::Error(io)
 

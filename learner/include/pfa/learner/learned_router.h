@@ -7,8 +7,9 @@
 // model in one XGBoost call (or take its estimate), rank them with ties inside the noise band
 // broken by name (ranking.h), and cache the ranking. Then maybe explore.
 //
-// Models swap atomically while calls continue: each objective's model sits behind an atomic
-// shared_ptr, and a generation counter bumped after the swap invalidates every cached decision.
+// Models swap atomically while calls continue: each objective's model sits behind a shared_ptr
+// that a miss copies under a short lock, and a generation counter bumped after the swap
+// invalidates every cached decision; a hit touches neither.
 #pragma once
 
 #include <pfa/learner/cost_model.h>
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace pfa::learner {
@@ -82,7 +84,11 @@ class LearnedRouter final : public Router {
   LearnedRouterOptions options_;
   std::array<std::string_view, kMaxBackends> names_{};
   std::array<std::string, 32> device_classes_;  // per DLDeviceType
-  std::atomic<std::shared_ptr<const ModelState>> models_[3];
+  // Read on cache misses only, under a lock held for a pointer copy. (libstdc++ 12's
+  // std::atomic<shared_ptr> releases its internal lock with relaxed ordering after a load, which
+  // ThreadSanitizer rightly flags.)
+  mutable std::mutex models_mutex_;
+  std::shared_ptr<const ModelState> models_[3];
   std::atomic<uint64_t> generation_{1};
   DecisionCache cache_;
   ExplorationBudget budget_;
