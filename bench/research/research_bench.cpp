@@ -263,13 +263,15 @@ int main(int argc, char** argv) {
   if (run_command(git + " rev-parse --git-dir 2>/dev/null").empty()) git = "git";
   const std::string commit = run_command(git + " rev-parse --short HEAD 2>/dev/null");
   const std::string dirty =
-      run_command(git + " status --porcelain -- research plugins bench/research 2>/dev/null");
+      run_command(git + " status --porcelain -- research/performer research/spectral "
+                        "research/quantum plugins/performer plugins/spectral plugins/quantum "
+                        "bench/research 2>/dev/null");
   md << "# Research attention: error and speed against exact attention\n\n";
   md << "- machine: " << cpu_model() << ", " << tbb::info::default_concurrency()
      << " threads (oneTBB)\n";
   md << "- date: " << date << "\n";
   md << "- commit: " << (commit.empty() ? "unknown" : commit)
-     << (dirty.empty() ? "" : " (with local changes under research/, plugins/ or bench/research/)") << "\n";
+     << (dirty.empty() ? "" : " (with local changes to the research backends or this benchmark)") << "\n";
   md << "- problem: B=1, H=" << opt.heads << ", d=" << opt.dim << ", fp32, "
      << (opt.causal ? "causal" : "not causal")
      << ", q/k/v uniform in [-1,1), q and k rescaled so that rho = |q|^2/sqrt(d) (softmax scale "
@@ -324,7 +326,7 @@ int main(int argc, char** argv) {
           matrix = buf;
         }
         char row[512];
-        std::snprintf(row, sizeof row, "| %s | %.4f | %.2fx | %.1f | %.3f | %.3f | %.3f | %s |\n",
+        std::snprintf(row, sizeof row, "| %s | %.4f | %.3gx | %.1f | %.3f | %.3f | %.3f | %s |\n",
                       m.name.c_str(), t, flash_s / t, rho, e.rel_error, e.max_abs_error, e.cosine,
                       matrix.c_str());
         md << row;
