@@ -3,18 +3,9 @@
 // the modelled latency and energy (never measured), and measures the call's own error against
 // exact fp64 attention on sampled rows.
 //
-// Configuration, read once at create():
-//   PFA_PHOTONIC_PROFILE      generic (default) | envise_like | path/to/profile.json
-//   PFA_PHOTONIC_BITS         DAC and ADC resolution, 1..24 (default 8)
-//   PFA_PHOTONIC_DAC_BITS, PFA_PHOTONIC_ADC_BITS   override one side
-//   PFA_PHOTONIC_SEED         noise seed (default 1); PFA_PHOTONIC_DEVICE_SEED: which chip (1)
-//   PFA_PHOTONIC_DRIFT        off (default) | loop (drift, temperature loop on) | free (no loop);
-//                             simulated time follows the wall clock since create()
-//   PFA_PHOTONIC_TIME_SCALE   simulated seconds per wall-clock second (default 1; larger values
-//                             show hours of drift in seconds)
-//   PFA_PHOTONIC_CALIBRATION  auto (default: calibrate at create) | off | path/to/calibration.json
-//   PFA_PHOTONIC_SAMPLE_ROWS  rows checked against exact attention per call (default 16, 0 = off)
-//   PFA_PHOTONIC_LOG          append one JSON line per call (energy breakdown, error) to this file
+// Configuration is read once at create() from PFA_PHOTONIC_* variables (profile, bits, seeds,
+// drift, calibration record, sampled rows, per-call log): see research/photonic settings.h, which
+// the calibration tools share so they build the same chip.
 //
 // result->error_estimate is the relative error MEASURED on this call: ||out - exact|| / ||exact||
 // over the sampled rows (exact attention in fp64 from the call's own q, k, v). Only when no row
@@ -23,6 +14,7 @@
 #include <pfa/photonic/calibration.h>
 #include <pfa/photonic/cost_model.h>
 #include <pfa/photonic/device.h>
+#include <pfa/photonic/settings.h>
 #include <pfa/plugin_abi.h>
 
 #include <plugin_support.h>
@@ -62,21 +54,6 @@ struct PhotonicContext {
 
 PhotonicContext& ctx(pfa_context* c) { return *reinterpret_cast<PhotonicContext*>(c); }
 
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v ? std::string(v) : std::string(fallback);
-}
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v ? std::atoi(v) : fallback;
-}
-
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
 // Prior relative error of attention through the device (calibrated), fitted to the simulator's
 // own measurements on uniform random inputs (bench/results/photonic_*.md): quantisation falls
 // 2x per bit; detector noise (relative sigma) sets a floor.
@@ -105,25 +82,13 @@ void tick(PhotonicContext& c) {
 pfa_status create(const pfa_host_info*, pfa_context** context, char* message, size_t capacity) {
   try {
     auto c = std::make_unique<PhotonicContext>();
-    ph::DeviceParams params = ph::load_profile(env_or("PFA_PHOTONIC_PROFILE", "generic"));
-    ph::SimConfig config;
-    const int bits = env_int("PFA_PHOTONIC_BITS", 8);
-    config.dac_bits = env_int("PFA_PHOTONIC_DAC_BITS", bits);
-    config.adc_bits = env_int("PFA_PHOTONIC_ADC_BITS", bits);
-    config.noise_seed = env_u64("PFA_PHOTONIC_SEED", 1);
-    config.device_seed = env_u64("PFA_PHOTONIC_DEVICE_SEED", 1);
-    const std::string drift = env_or("PFA_PHOTONIC_DRIFT", "off");
-    if (drift != "off" && drift != "loop" && drift != "free") {
-      return fail(PFA_STATUS_INVALID_ARGUMENT, message, capacity,
-                  "photonic_sim: PFA_PHOTONIC_DRIFT must be off, loop or free");
-    }
-    config.drift = drift != "off";
-    config.control_loop = drift != "free";
-    c->device = std::make_unique<ph::SimulatedDevice>(std::move(params), config);
-    c->sample_rows = std::max(0, env_int("PFA_PHOTONIC_SAMPLE_ROWS", 16));
-    c->time_scale = std::max(0.0, std::atof(env_or("PFA_PHOTONIC_TIME_SCALE", "1").c_str()));
-    c->log_path = env_or("PFA_PHOTONIC_LOG", "");
-    c->calibration_mode = env_or("PFA_PHOTONIC_CALIBRATION", "auto");
+    const ph::Settings settings = ph::settings_from_env();
+    c->device = std::make_unique<ph::SimulatedDevice>(ph::load_profile(settings.profile),
+                                                      settings.config);
+    c->sample_rows = settings.sample_rows;
+    c->time_scale = settings.time_scale;
+    c->log_path = settings.log_path;
+    c->calibration_mode = settings.calibration;
     if (c->calibration_mode == "auto") {
       ph::CalibrationOptions options;
       options.measure_error = false;
