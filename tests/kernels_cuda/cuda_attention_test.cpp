@@ -310,7 +310,7 @@ std::vector<Case> all_cases() {
   for (int var = 0; var < kc::sm90_variant_count(); ++var)
     for (int64_t d : {64, 128, 256})
       for (int pers : {0, 1, 2}) {
-        v.push_back({4, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, pers});
+        v.push_back({2, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, pers});
         v.push_back({3, 16, 2, 900, 300, d, true, DType::fp16, true, kc::Path::sm90, var, pers});
         v.push_back({2, 32, 32, 513, 513, d, false, DType::bf16, false, kc::Path::sm90, var, pers});
       }

@@ -124,25 +124,30 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
 int sm90_variant_count() { return kVariants; }
 
 // Chosen from the benchmark on an H100 (bench/gpu/NOTES.md, bench/results/fa3_*): the fastest
-// tested variant per head dim, key length and masking. Variants: 0 serial, 1 overlap,
-// 2 overlap + ping-pong, 3 ping-pong with wider key blocks.
+// tested variant and launch per head dim, key length and masking. Variants: 0 serial,
+// 1 overlap, 2 overlap + ping-pong, 3 ping-pong with wider key blocks.
 int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
   switch (head_dim) {
-    case 64: return seqlen_k <= 1024 ? 2 : 3;
+    case 64:
+      if (causal) return seqlen_k <= 1024 ? 0 : 3;
+      return seqlen_k <= 1024 ? 2 : 3;
     case 128:
-      if (causal) return seqlen_k <= 8192 ? 2 : 3;
+      if (causal) return seqlen_k <= 2048 ? 2 : 3;
       return seqlen_k <= 4096 ? 1 : 3;
     default: return seqlen_k <= (causal ? 1024 : 512) ? 2 : 3;
   }
 }
 
 // Persistent (one CTA per SM) pays where tiles are uniform (no causal mask): the next tile's
-// loads hide this tile's epilogue. Causal tiles differ in cost and a static walk balances them
-// worse than the hardware's own block scheduling.
+// loads hide this tile's epilogue. Causal tiles differ in cost: for short keys with head dim 64
+// the heavy-first walk over all heads balances best (its K/V fit in L2); in the middle the
+// plain walk still wins a little; for long keys the hardware's own block scheduling balances
+// better than a static walk.
 int sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
-  (void)head_dim;
-  (void)seqlen_k;
-  return causal ? 0 : 1;
+  if (!causal) return 1;
+  if (head_dim == 64) return seqlen_k <= 1024 ? 2 : seqlen_k <= 8192 ? 1 : 0;
+  if (head_dim == 128) return seqlen_k > 2048 && seqlen_k <= 8192 ? 1 : 0;
+  return 0;
 }
 
 std::string sm90_variant_name(int head_dim, bool bf16, int variant) {
