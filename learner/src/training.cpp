@@ -33,6 +33,17 @@ std::string ModelMetrics::to_json() const {
   return j.dump();
 }
 
+namespace {
+
+// Whether a record's backend counts in the share of oracle: by default only those production
+// routing may pick (exact and real), so a simulated or approximate backend's cost cannot set the
+// oracle.
+bool scored(const store::ExecutionRecord& r, const TrainOptions& options) {
+  return options.score_all_backends || (!r.simulated && !r.approximate);
+}
+
+}  // namespace
+
 bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {
   if (options.holdout_fraction <= 0) return false;
   uint64_t h = problem_hash(record.problem, store::text(record.device_class)) ^ options.split_salt;
@@ -87,7 +98,10 @@ TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOp
     }
     m.holdout_rmse_log = std::sqrt(sum / static_cast<double>(truth.size()));
   }
-  m.holdout = evaluate_routing(*result.model, records, options.tie_band, in_holdout);
+  m.holdout = evaluate_routing(*result.model, records, options.tie_band,
+                               [&](const store::ExecutionRecord& r) {
+                                 return in_holdout(r) && scored(r, options);
+                               });
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -103,9 +117,10 @@ ModelComparison compare_models(const CostModel* current, const CostModel& candid
       break;
     }
   }
-  const std::function<bool(const store::ExecutionRecord&)> held_out =
-      [&](const store::ExecutionRecord& r) { return is_held_out(r, options); };
-  const auto& filter = any_held_out ? held_out : std::function<bool(const store::ExecutionRecord&)>{};
+  const std::function<bool(const store::ExecutionRecord&)> filter =
+      [&](const store::ExecutionRecord& r) {
+        return (!any_held_out || is_held_out(r, options)) && scored(r, options);
+      };
   c.candidate = evaluate_routing(candidate, records, options.tie_band, filter);
   if (!current) {
     c.replace = true;

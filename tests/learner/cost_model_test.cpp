@@ -96,6 +96,28 @@ TEST(CostModel, LearnsTheSyntheticCostFunction) {
   EXPECT_TRUE(metrics.contains("geomean_share_of_oracle"));
 }
 
+TEST(CostModel, SimulatedBackendsDoNotSetTheOracle) {
+  const auto real = test::make_records(150, 1, 15);
+  auto with_simulated = real;
+  for (const auto& r : real) {
+    if (store::text(r.backend) != "alpha") continue;
+    auto s = r;
+    store::set_text(s.backend, "photon");
+    s.latency_s = r.latency_s / 100;  // modelled: far faster than anything real
+    s.simulated = true;
+    with_simulated.push_back(s);
+  }
+  const auto a = train(real).metrics;
+  const auto b = train(with_simulated).metrics;
+  EXPECT_EQ(a.holdout.groups, b.holdout.groups);
+  EXPECT_GT(b.holdout.geomean_share_of_oracle, 0.93);
+  TrainOptions what_if;
+  what_if.score_all_backends = true;
+  const auto c = train(with_simulated, what_if).metrics;
+  EXPECT_EQ(c.holdout.groups, b.holdout.groups);
+  EXPECT_GT(c.holdout.geomean_share_of_oracle, 0.93);  // the model learned photon is fastest
+}
+
 TEST(CostModel, FailedRunsTeachNothing) {
   auto records = test::make_records(60, 1, 2);
   const size_t good = records.size();

@@ -22,6 +22,9 @@ struct TrainOptions {
   double holdout_fraction = 0.2;
   uint64_t split_salt = 0x7066615f73706c74ull;
   double tie_band = kDefaultTieBand;
+  // Share of oracle over every backend, simulated and approximate ones included (what-if); by
+  // default only exact, real backends count, as production routing picks only those.
+  bool score_all_backends = false;
 };
 
 struct ModelMetrics {
