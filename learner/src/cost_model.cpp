@@ -400,10 +400,17 @@ bool CostModel::predict(const Problem& problem, int device_class_id, std::span<c
   constexpr size_t kMaxWidth = 256;
   const size_t width = space_.width();
   if (width > kMaxWidth) return predict_xgboost(problem, device_class_id, backend_ids, costs);
+  // Candidates share every feature but the backend one-hot: encode once, flip one bit each.
   float row[kMaxWidth];
+  space_.encode(problem, device_class_id, -1, row);
+  const double work = work_log(objective_, row);
+  float* backend = row + kShapeFeatures + space_.device_classes().size();
+  const auto n_backends = static_cast<int>(space_.backends().size());
   for (size_t i = 0; i < n; ++i) {
-    space_.encode(problem, device_class_id, backend_ids[i], row);
-    costs[i] = std::exp(static_cast<double>(forest_.evaluate(row)) + work_log(objective_, row));
+    const int id = backend_ids[i];
+    if (id >= 0 && id < n_backends) backend[id] = 1.0f;
+    costs[i] = std::exp(static_cast<double>(forest_.evaluate(row)) + work);
+    if (id >= 0 && id < n_backends) backend[id] = 0.0f;
   }
   return true;
 }
