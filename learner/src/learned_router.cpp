@@ -1,5 +1,7 @@
 #include <pfa/learner/learned_router.h>
 
+#include <pfa/store/store_observer.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,6 +24,16 @@ struct LearnedRouter::Ranked {
   uint32_t to_measure = 0;
 };
 
+std::string plugin_device_class(const PluginList& plugins, int32_t dl_device_type) {
+  for (const auto& plugin : plugins) {
+    if (!plugin->serves_device_type(dl_device_type)) continue;
+    // A plugin without such a device here (CUDA on a machine without a GPU) says "unknown".
+    const DeviceDescription device = plugin->device_info(dl_device_type, 0);
+    if (device.name != "unknown") return store::device_class(dl_device_type, device.detail);
+  }
+  return device_name(dl_device_type);
+}
+
 LearnedRouter::LearnedRouter(const PluginList& plugins, LearnedRouterOptions options)
     : plugins_(plugins),
       options_(std::move(options)),
@@ -30,7 +42,7 @@ LearnedRouter::LearnedRouter(const PluginList& plugins, LearnedRouterOptions opt
   for (size_t i = 0; i < plugins_.size() && i < kMaxBackends; ++i) names_[i] = plugins_[i]->name();
   for (int32_t t = 0; t < 32; ++t) {
     device_classes_[static_cast<size_t>(t)] =
-        options_.device_class ? options_.device_class(t) : std::string(device_name(t));
+        options_.device_class ? options_.device_class(t) : plugin_device_class(plugins_, t);
   }
 }
 

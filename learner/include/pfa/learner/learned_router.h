@@ -31,12 +31,16 @@ namespace pfa::learner {
 // Called once per device type when the router is built.
 using DeviceClassFn = std::function<std::string(int32_t dl_device_type)>;
 
+// The device class the store records for a device type, asked of the first plugin that serves it
+// (pfa::store::device_class of its device detail: "cpu", "cuda:sm90"); else pfa::device_name of the
+// type, which still matches trained classes of its family (FeatureSpace::device_class_id).
+std::string plugin_device_class(const PluginList& plugins, int32_t dl_device_type);
+
 struct LearnedRouterOptions {
   ExplorationPolicy exploration;
   double tie_band = kDefaultTieBand;
   size_t cache_slots = 4096;
-  // Default: pfa::device_name of the type ("cpu", "cuda"), which matches any trained class of the
-  // same family ("cuda" matches "cuda:sm90"; see FeatureSpace::device_class_id).
+  // Default: plugin_device_class, the class the store records for the device.
   DeviceClassFn device_class;
 };
 

@@ -20,7 +20,7 @@ namespace pfa::learner {
 
 struct SelfLearningOptions {
   std::filesystem::path store_path;  // empty: store::Store::default_path()
-  LearnedRouterOptions router;       // device_class unset: asked of the plugins, as the store does
+  LearnedRouterOptions router;
   LearnerOptions learner;
   bool learn_in_background = true;   // false: load the active models once, never retrain
 };
@@ -30,9 +30,5 @@ struct SelfLearningOptions {
 // pfa::Error(store) when the store cannot be opened.
 std::function<std::shared_ptr<Router>(const PluginList&)> self_learning_router(
     SelfLearningOptions options);
-
-// The device class the store records for a device type, asked of the first plugin that serves it
-// (pfa::store::device_class of its device detail); the DLPack device name when none can say.
-std::string plugin_device_class(const PluginList& plugins, int32_t dl_device_type);
 
 }  // namespace pfa::learner
