@@ -14,19 +14,32 @@ BackgroundLearner::BackgroundLearner(std::filesystem::path store_path, LearnedRo
     : store_(store_path), router_(router), options_(std::move(options)) {
   for (const Objective objective : options_.objectives) {
     Baseline b;
-    if (const auto record = store_.active_model(model_kind(objective))) {
-      try {
-        b.model = CostModel::from_json(record->model_json);
-        b.trained_on = record->trained_on_records;
-        b.max_record_id = record->max_record_id;
-        router_.set_model(b.model);
-      } catch (const Error& e) {
-        // An unreadable model is replaced by the first retrain; routing uses estimates meanwhile.
-        last_error_ = e.what();
-      }
+    LearnerStep ignored;
+    try {
+      adopt_active(b, objective, ignored);
+    } catch (const Error& e) {
+      // An unreadable model is replaced by the first retrain; routing uses estimates meanwhile.
+      last_error_ = e.what();
     }
     baselines_.push_back(std::move(b));
   }
+  swaps_ = 0;  // loading the store's models is not a swap
+}
+
+bool BackgroundLearner::adopt_active(Baseline& b, Objective objective, LearnerStep& step) {
+  const auto record = store_.active_model(model_kind(objective));
+  if (!record || record->id == b.model_id) return false;
+  b.model_id = record->id;  // even if unreadable: do not retry the same bad model every poll
+  b.model = CostModel::from_json(record->model_json);
+  b.trained_on = record->trained_on_records;
+  b.max_record_id = record->max_record_id;
+  router_.set_model(b.model);
+  step.swapped = true;
+  step.model_id = record->id;
+  step.note = fmt::format("took over the store's active model {}", record->id);
+  std::lock_guard lock(mutex_);
+  ++swaps_;
+  return true;
 }
 
 BackgroundLearner::~BackgroundLearner() { stop(); }
@@ -84,6 +97,7 @@ LearnerStep BackgroundLearner::step_one(size_t index) {
   Baseline& b = baselines_[index];
   LearnerStep s;
   s.objective = options_.objectives[index];
+  if (adopt_active(b, s.objective, s)) return s;
   store::RecordQuery query;
   query.since_id = b.max_record_id;
   query.ok_only = true;
@@ -129,6 +143,7 @@ LearnerStep BackgroundLearner::step_one(size_t index) {
   m.trained_on_records = ok;
   m.max_record_id = max_id;
   s.model_id = store_.save_model(m, true);
+  b.model_id = s.model_id;
   router_.set_model(trained.model);
   b.model = std::move(trained.model);
   s.swapped = true;

@@ -148,6 +148,24 @@ TEST(BackgroundLearner, RetrainsOnlyWhenTwentyPercentIsNew) {
   EXPECT_FALSE(again.step()[0].trained);
 }
 
+TEST(BackgroundLearner, TakesOverAModelAnotherProcessActivated) {
+  TempStore temp;
+  const PluginList plugins = test::make_plugins();
+  LearnedRouter a_router(plugins), b_router(plugins);
+  BackgroundLearner a(temp.path(), a_router), b(temp.path(), b_router);
+  store::Store db(temp.path());
+  db.insert(test::make_records(100, 2, 81));
+  ASSERT_TRUE(a.step()[0].swapped);
+  const auto step = b.step()[0];
+  EXPECT_TRUE(step.swapped);
+  EXPECT_FALSE(step.trained);  // taken over, not retrained
+  EXPECT_EQ(step.model_id, db.active_model("latency")->id);
+  ASSERT_NE(b_router.model(Objective::latency), nullptr);
+  EXPECT_EQ(b_router.model(Objective::latency)->to_json(),
+            a_router.model(Objective::latency)->to_json());
+  EXPECT_FALSE(b.step()[0].swapped);  // nothing new since
+}
+
 TEST(BackgroundLearner, ThreadSwapsInAModelWhileRunning) {
   TempStore temp;
   const PluginList plugins = test::make_plugins();

@@ -8,7 +8,8 @@
 // the new one routes at least as well saves it to the store as the active model and swaps it into
 // the router. Before any model exists it waits for min_records successful runs. Errors (a busy
 // store, too few runs) are kept for last_error() and retried next poll; they never reach the
-// application.
+// application. A model another process (or `pfa-tune train`) activated in the same store is taken
+// over at the next poll instead of being retrained here.
 #pragma once
 
 #include <pfa/learner/learned_router.h>
@@ -74,8 +75,12 @@ class BackgroundLearner {
   struct Baseline {
     int64_t trained_on = 0;     // successful runs the current model saw
     int64_t max_record_id = 0;  // newest record it saw
+    int64_t model_id = 0;       // its id in the store's models table
     std::shared_ptr<const CostModel> model;
   };
+  // Takes the store's active model when another process (or `pfa-tune train`) activated a newer
+  // one; true when it did.
+  bool adopt_active(Baseline& b, Objective objective, LearnerStep& step);
   LearnerStep step_one(size_t index);
   void run();
 
