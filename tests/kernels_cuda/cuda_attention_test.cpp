@@ -90,6 +90,9 @@ struct Case {
   }
 };
 
+// Lets GoogleTest (and ctest's case list) show a case by its name rather than its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
+
 // Element strides (batch, seq, head) of a contiguous BSHD or BHSD tensor.
 void strides_of(bool bhsd, int64_t seq, int64_t heads, int64_t d, int64_t out[3]) {
   if (bhsd) {
