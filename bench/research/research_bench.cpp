@@ -186,6 +186,27 @@ std::string cpu_model() {
   return "unknown CPU";
 }
 
+// Attention with equal weights on every visible key: running means of V.
+void uniform_attention(const AttentionParams& p) {
+  const int64_t D = p.head_dim;
+  std::vector<double> sum(static_cast<size_t>(D));
+  std::vector<float> row(static_cast<size_t>(D));
+  for (int64_t h = 0; h < p.heads_q; ++h) {
+    std::fill(sum.begin(), sum.end(), 0.0);
+    int64_t added = 0;
+    for (int64_t i = 0; i < p.seqlen_q; ++i) {
+      const int64_t n = research::visible_keys(p, i);
+      for (; added < n; ++added) {
+        research::load_row(research::row_address(p.v, p.dtype, p.v_stride, 0, added, h), p.dtype,
+                           D, row.data());
+        for (int64_t d = 0; d < D; ++d) sum[d] += row[d];
+      }
+      for (int64_t d = 0; d < D; ++d) row[d] = n ? static_cast<float>(sum[d] / n) : 0.f;
+      research::store_out_row(p, 0, i, h, row.data());
+    }
+  }
+}
+
 struct Method {
   std::string name;     // backend and setting
   bool matrix;          // has an attention matrix to compare
@@ -239,6 +260,13 @@ int main(int argc, char** argv) {
                        nullptr});
   }
   if (!opt.causal) {
+    // One block for the whole sequence: cost O(L log L + L * modes), linear in L.
+    research::SpectralConfig whole;
+    whole.modes = 256;
+    whole.block = 0;
+    methods.push_back({"spectral lowpass 256/all", false, 16384,
+                       [whole](const AttentionParams& p) { research::spectral_attention(p, whole); },
+                       nullptr});
     methods.push_back({"spectral fnet", false, 16384,
                        [](const AttentionParams& p) { research::fnet_mixing(p); }, nullptr});
   }
@@ -252,6 +280,11 @@ int main(int argc, char** argv) {
                          research::qsann_attention_weights(p, c, 0, h, i, w);
                        }});
   }
+
+  // The trivial reference: every query gets the mean of the values it sees. A backend whose error
+  // sits at this row has learned nothing from q.k on these inputs.
+  methods.push_back({"(uniform: mean of visible V)", false, 16384,
+                     [](const AttentionParams& p) { uniform_attention(p); }, nullptr});
 
   const double regimes[] = {0.5, 1, 2, 4, 8};
   std::ostringstream md;
