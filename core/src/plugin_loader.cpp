@@ -65,6 +65,10 @@ std::unique_ptr<Plugin> load_plugin(const fs::path& file) {
                 fmt::format("{}: not a loadable shared library ({})", file.string(),
                             why ? why : e.what()));
   }
+  // Keep the code mapped until the process exits, even after the engine lets the plugin go:
+  // a plugin may leave worker threads (oneTBB, OpenMP) or thread-local destructors behind that run
+  // its code at exit, and unmapping it under them crashes the host.
+  if (void* pinned = dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) dlclose(pinned);
   if (!library->has(PFA_PLUGIN_ENTRY_SYMBOL)) {
     throw Error(ErrorCode::plugin_load,
                 fmt::format("{}: not a pfa plugin (no '{}' symbol)", file.string(),
