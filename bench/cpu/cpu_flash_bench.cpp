@@ -50,8 +50,10 @@ std::string shell(const std::string& command) {
   return out;
 }
 
-// Lets the other library's spinning worker threads go idle before the next timing.
-void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
+// Lets the other library's spinning worker threads go idle before the next timing. OpenBLAS's
+// pthreads busy-wait for about 2^28 cycles (~0.1 s) after a call, and would otherwise share a
+// core with cpu_flash's second thread; oneTBB's workers spin for microseconds.
+void settle(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 // Times several contenders on the same inputs, interleaved: one warm-up each, then rounds in
 // which every contender runs once, so a change of machine load hits all of them alike. Stops
@@ -59,9 +61,11 @@ void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
 std::vector<double> time_interleaved(const std::vector<std::function<void()>>& fns, int rounds,
                                      double budget_s) {
   std::vector<std::vector<double>> t(fns.size());
-  for (const auto& fn : fns) {
-    fn();
-    settle();
+  // Contender 0 is cpu_flash; the others are LibTorch calls that may leave OpenBLAS spinning.
+  auto pause_after = [&](size_t i) { settle(i == 0 ? 30 : 300); };
+  for (size_t i = 0; i < fns.size(); ++i) {
+    fns[i]();
+    pause_after(i);
   }
   const auto start = Clock::now();
   for (int r = 0; r < rounds; ++r) {
@@ -69,7 +73,7 @@ std::vector<double> time_interleaved(const std::vector<std::function<void()>>& f
       const auto a = Clock::now();
       fns[i]();
       t[i].push_back(std::chrono::duration<double>(Clock::now() - a).count());
-      if (fns.size() > 1) settle();
+      if (fns.size() > 1) pause_after(i);
     }
     if (r >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > budget_s) break;
   }
