@@ -283,8 +283,12 @@ int main(int argc, char** argv) {
 
   // The trivial reference: every query gets the mean of the values it sees. A backend whose error
   // sits at this row has learned nothing from q.k on these inputs.
-  methods.push_back({"(uniform: mean of visible V)", false, 16384,
-                     [](const AttentionParams& p) { uniform_attention(p); }, nullptr});
+  methods.push_back({"(uniform: mean of visible V)", true, 16384,
+                     [](const AttentionParams& p) { uniform_attention(p); },
+                     [](const AttentionParams& p, int64_t, int64_t i, double* w) {
+                       const int64_t n = research::visible_keys(p, i);
+                       std::fill(w, w + n, 1.0 / static_cast<double>(n));
+                     }});
 
   const double regimes[] = {0.5, 1, 2, 4, 8};
   std::ostringstream md;
