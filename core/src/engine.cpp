@@ -1,5 +1,7 @@
 #include <pfa/engine.h>
 
+#include "circuit_breaker.h"
+#include "output_check.h"
 #include "validate.h"
 
 #include <fmt/format.h>
@@ -42,7 +44,7 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   }
   router_ = options_.make_router ? options_.make_router(plugins_.plugins)
                                  : std::make_shared<EstimateRouter>(plugins_.plugins);
-  breakers_ = std::make_unique<Breaker[]>(std::max<size_t>(1, plugins_.plugins.size()));
+  breakers_ = std::make_unique<detail::CircuitBreaker[]>(std::max<size_t>(1, plugins_.plugins.size()));
 }
 
 Engine::~Engine() {
@@ -127,9 +129,9 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
   for (uint16_t slot = 0; slot < decision.count; ++slot) {
     const uint16_t index = decision.order[slot];
     Plugin& plugin = *plugins_.plugins[index];
-    Breaker& breaker = breakers_[index];
+    detail::CircuitBreaker& breaker = breakers_[index];
     const bool forced = !options.backend.empty();
-    if (!forced && breaker.open_until_ns.load(std::memory_order_relaxed) > start_of_call) {
+    if (!forced && !breaker.allow(start_of_call)) {
       append_failure(failures, sizeof failures, failures_used, plugin.name(),
                      "skipped: circuit breaker open after repeated failures");
       continue;
@@ -140,8 +142,13 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
     result.energy_j = -1;
     char message[512] = {0};
     const int64_t t0 = now_ns();
-    const pfa_status status = plugin.run(args, result, message, sizeof message);
+    pfa_status status = plugin.run(args, result, message, sizeof message);
     const int64_t t1 = now_ns();
+    if (status == PFA_STATUS_OK && options_.check_outputs &&
+        detail::has_non_finite_output(call.out.tensor, problem)) {
+      status = PFA_STATUS_INTERNAL;
+      std::snprintf(message, sizeof message, "returned NaN or infinity in its output");
+    }
 
     Report report;
     report.backend = plugin.name();
@@ -165,16 +172,12 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
           Execution{problem, plugin, policy, status, status == PFA_STATUS_OK ? "" : message, report});
     }
     if (status == PFA_STATUS_OK) {
-      breaker.consecutive_failures.store(0, std::memory_order_relaxed);
+      breaker.on_success();
       return report;
     }
     append_failure(failures, sizeof failures, failures_used, plugin.name(), message);
-    if (breaker.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 >=
-        options_.breaker_failures) {
-      breaker.open_until_ns.store(
-          t1 + static_cast<int64_t>(options_.breaker_cooldown_s * 1e9), std::memory_order_relaxed);
-      breaker.consecutive_failures.store(0, std::memory_order_relaxed);
-    }
+    breaker.on_failure(t1, options_.breaker_failures,
+                       static_cast<int64_t>(options_.breaker_cooldown_s * 1e9));
   }
   throw Error(ErrorCode::backend_failure,
               fmt::format("every backend tried for {} failed: {}", to_string(problem), failures));

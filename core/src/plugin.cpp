@@ -5,12 +5,33 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdio>
+#include <exception>
 #include <limits>
 
 namespace pfa {
 
 namespace {
 constexpr size_t kMessageCapacity = 512;
+
+// A plugin must return errors as status codes, but one that lets a C++ exception escape must not
+// take the host down: the exception is caught here and turned into a status with its text.
+template <class Call>
+pfa_status contained(Call&& call, char* message, size_t capacity) noexcept {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    if (message && capacity) {
+      std::snprintf(message, capacity, "the plugin threw a C++ exception across the ABI: %s",
+                    e.what());
+    }
+  } catch (...) {
+    if (message && capacity) {
+      std::snprintf(message, capacity, "the plugin threw an unknown exception across the ABI");
+    }
+  }
+  return PFA_STATUS_INTERNAL;
+}
 }
 
 Plugin::Plugin(std::shared_ptr<void> library, const pfa_plugin_api* api,
@@ -22,7 +43,9 @@ Plugin::Plugin(std::shared_ptr<void> library, const pfa_plugin_api* api,
   const pfa_host_info host{sizeof(pfa_host_info), PFA_ABI_VERSION_MAJOR, PFA_ABI_VERSION_MINOR,
                            PFA_VERSION_STRING};
   char message[kMessageCapacity] = {0};
-  const pfa_status status = api_->create(&host, &context_, message, sizeof message);
+  const pfa_status status = contained(
+      [&] { return api_->create(&host, &context_, message, sizeof message); }, message,
+      sizeof message);
   if (status != PFA_STATUS_OK) {
     throw Error(ErrorCode::plugin_load,
                 fmt::format("{}: plugin '{}' failed to initialise: {}", path_.string(), name_,
@@ -51,7 +74,8 @@ std::string Plugin::device_types_text() const {
 
 bool Plugin::supports(const pfa_problem& problem, char* reason, size_t capacity) const noexcept {
   if (reason && capacity) reason[0] = '\0';
-  return api_->supports(context_, &problem, reason, capacity) == PFA_STATUS_OK;
+  return contained([&] { return api_->supports(context_, &problem, reason, capacity); }, reason,
+                   capacity) == PFA_STATUS_OK;
 }
 
 bool Plugin::supports(const pfa_problem& problem, std::string* reason) const {
@@ -67,7 +91,8 @@ pfa_estimate Plugin::estimate(const pfa_problem& problem) const noexcept {
   estimate.energy_j = -1;
   char message[kMessageCapacity];
   if (api_->estimate == nullptr ||
-      api_->estimate(context_, &problem, &estimate, message, sizeof message) != PFA_STATUS_OK ||
+      contained([&] { return api_->estimate(context_, &problem, &estimate, message, sizeof message); },
+                message, sizeof message) != PFA_STATUS_OK ||
       !(estimate.latency_s > 0)) {
     estimate.latency_s = std::numeric_limits<double>::infinity();
   }
@@ -76,9 +101,10 @@ pfa_estimate Plugin::estimate(const pfa_problem& problem) const noexcept {
 
 pfa_status Plugin::run(const pfa_run_args& args, pfa_run_result& result, char* message,
                        size_t capacity) noexcept {
-  if (thread_safe()) return api_->run(context_, &args, &result, message, capacity);
+  auto call = [&] { return api_->run(context_, &args, &result, message, capacity); };
+  if (thread_safe()) return contained(call, message, capacity);
   std::lock_guard lock(run_mutex_);
-  return api_->run(context_, &args, &result, message, capacity);
+  return contained(call, message, capacity);
 }
 
 DeviceDescription Plugin::device_info(int32_t dl_device_type, int32_t device_id) const {
@@ -86,8 +112,9 @@ DeviceDescription Plugin::device_info(int32_t dl_device_type, int32_t device_id)
   info.struct_size = sizeof info;
   char message[kMessageCapacity] = {0};
   if (api_->device_info == nullptr ||
-      api_->device_info(context_, dl_device_type, device_id, &info, message, sizeof message) !=
-          PFA_STATUS_OK) {
+      contained([&] { return api_->device_info(context_, dl_device_type, device_id, &info, message,
+                                               sizeof message); },
+                message, sizeof message) != PFA_STATUS_OK) {
     return {"unknown", message};
   }
   info.name[sizeof info.name - 1] = '\0';

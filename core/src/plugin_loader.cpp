@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <system_error>
@@ -79,7 +80,14 @@ std::unique_ptr<Plugin> load_plugin(const fs::path& file) {
                            PFA_VERSION_STRING};
   const pfa_plugin_api* api = nullptr;
   char message[512] = {0};
-  const pfa_status status = entry(&host, &api, message, sizeof message);
+  pfa_status status = PFA_STATUS_INTERNAL;
+  try {
+    status = entry(&host, &api, message, sizeof message);
+  } catch (const std::exception& e) {
+    std::snprintf(message, sizeof message, "its entry threw a C++ exception: %s", e.what());
+  } catch (...) {
+    std::snprintf(message, sizeof message, "its entry threw an unknown exception");
+  }
   if (status != PFA_STATUS_OK || api == nullptr) {
     throw Error(ErrorCode::plugin_load,
                 fmt::format("{}: the plugin refused to load: {}", file.string(),

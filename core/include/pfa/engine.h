@@ -17,6 +17,10 @@
 
 namespace pfa {
 
+namespace detail {
+class CircuitBreaker;
+}
+
 // One finished execution, as the engine hands it to an observer (the execution store).
 struct Execution {
   const Problem& problem;
@@ -40,9 +44,13 @@ struct EngineOptions {
   // Builds the router once the plugins are loaded; null means the estimate-based router.
   std::function<std::shared_ptr<Router>(const PluginList&)> make_router;
   std::shared_ptr<ExecutionObserver> observer;
-  // Circuit breaker: after this many consecutive failures a backend is skipped for the cooldown.
+  // Circuit breaker: after this many consecutive failures a backend is skipped for the cooldown;
+  // then one call probes it and either closes the breaker or opens it again.
   int breaker_failures = 3;
   double breaker_cooldown_s = 30.0;
+  // Scan sampled rows of every CPU output for NaN or infinity and treat a hit as a failure of that
+  // backend (the next candidate then runs). Costs a pass over at most 64 rows per call.
+  bool check_outputs = false;
 };
 
 class Engine {
@@ -71,17 +79,12 @@ class Engine {
   }
 
  private:
-  struct Breaker {
-    std::atomic<int> consecutive_failures{0};
-    std::atomic<int64_t> open_until_ns{0};
-  };
-
   int index_of(std::string_view name) const noexcept;
 
   EngineOptions options_;
   PluginSet plugins_;
   std::shared_ptr<Router> router_;
-  std::unique_ptr<Breaker[]> breakers_;
+  std::unique_ptr<detail::CircuitBreaker[]> breakers_;
 };
 
 }  // namespace pfa

@@ -2,7 +2,8 @@
 // tests can exercise success, failure, fallback and every load diagnostic with real .so files.
 //   PFA_TEST_NAME       plugin name
 //   PFA_TEST_BEHAVIOUR  0 works, 1 run() always fails, 2 wrong ABI major, 3 create() fails,
-//                       4 entry refuses, 5 refuses head_dim 13
+//                       4 entry refuses, 5 refuses head_dim 13, 6 writes NaN, 7 run() throws,
+//                       8 supports() throws
 //   PFA_TEST_LATENCY    the estimate it gives (seconds per unit of work), to order candidates
 #include <pfa/plugin_abi.h>
 
@@ -11,6 +12,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace {
@@ -49,6 +51,7 @@ pfa_status create(const pfa_host_info*, pfa_context** context, char* message, si
 void destroy(pfa_context* context) { delete reinterpret_cast<Context*>(context); }
 
 pfa_status supports(pfa_context*, const pfa_problem* p, char* reason, size_t capacity) {
+  if (PFA_TEST_BEHAVIOUR == 8) throw std::logic_error("supports() blew up");
   if (p->device_type != kDLCPU) {
     write_message(reason, capacity, "CPU tensors only");
     return PFA_STATUS_UNSUPPORTED;
@@ -75,6 +78,7 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
     write_message(message, capacity, "test plugin fails on purpose");
     return PFA_STATUS_INTERNAL;
   }
+  if (PFA_TEST_BEHAVIOUR == 7) throw std::runtime_error("run() blew up");
   const auto a = pfa::plugin::params_from_args(*args);
   const int32_t dtype = args->problem->dtype;
   const int64_t group = a.heads_q / a.heads_kv;
@@ -102,7 +106,8 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
             const int64_t vo = b * a.v_stride[0] + j * a.v_stride[1] + hk * a.v_stride[2];
             acc += scores[j] * load(a.v, dtype, vo + d);
           }
-          store(a.out, dtype, oo + d, visible ? acc / sum : 0.0);
+          store(a.out, dtype, oo + d,
+                PFA_TEST_BEHAVIOUR == 6 ? std::nan("") : visible ? acc / sum : 0.0);
         }
         if (a.lse) a.lse[(b * a.heads_q + h) * a.seqlen_q + i] = static_cast<float>(visible ? m + std::log(sum) : -INFINITY);
       }
