@@ -113,7 +113,13 @@ Problem parse_problem(std::string_view text) {
     else if (key == "causal") p.causal = parse_int(key, value) != 0;
     else if (key == "lse") p.want_lse = parse_int(key, value) != 0;
     else if (key == "scale") {
-      p.softmax_scale = std::stof(std::string(value));
+      float scale = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), scale);
+      if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(scale)) {
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("shape field 'scale' needs a finite number, got '{}'", value));
+      }
+      p.softmax_scale = scale;
       have_scale = true;
     } else if (key == "device") {
       if (value == "cpu") p.device_type = kDLCPU;

@@ -38,16 +38,6 @@ void make_view(const DLTensor& t, const char* name, const std::array<int, 4>& or
     reject(fmt::format("{} must have 4 dimensions, got {}", name, t.ndim));
   }
   if (t.shape == nullptr) reject(fmt::format("{} has no shape", name));
-  std::array<int64_t, 4> strides{};
-  if (t.strides != nullptr) {
-    std::copy(t.strides, t.strides + 4, strides.begin());
-  } else {
-    int64_t s = 1;
-    for (int i = 3; i >= 0; --i) {
-      strides[i] = s;
-      s *= std::max<int64_t>(t.shape[i], 1);
-    }
-  }
   for (int i = 0; i < 4; ++i) {
     if (t.shape[i] <= 0) {
       reject(fmt::format("{} has an empty or negative dimension {} (size {})", name, i,
@@ -56,6 +46,20 @@ void make_view(const DLTensor& t, const char* name, const std::array<int, 4>& or
     if (t.shape[i] > kMaxDim) {
       reject(fmt::format("{} dimension {} is absurdly large ({})", name, i, t.shape[i]));
     }
+  }
+  std::array<int64_t, 4> strides{};
+  if (t.strides != nullptr) {
+    std::copy(t.strides, t.strides + 4, strides.begin());
+  } else {
+    int64_t s = 1;
+    for (int i = 3; i >= 0; --i) {
+      strides[i] = s;
+      if (__builtin_mul_overflow(s, t.shape[i], &s)) {
+        reject(fmt::format("{} has absurdly many elements", name));
+      }
+    }
+  }
+  for (int i = 0; i < 4; ++i) {
     if (strides[i] < 0) {
       reject(fmt::format("{} has a negative stride in dimension {}; pfa needs non-negative "
                          "strides", name, i));
