@@ -3,6 +3,8 @@
 
 #include <boost/dll/shared_library.hpp>
 #include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -109,6 +111,25 @@ std::unique_ptr<Plugin> load_plugin(const fs::path& file) {
   return std::make_unique<Plugin>(std::shared_ptr<void>(library, library.get()), api, file);
 }
 
+std::string plugin_file_insecurity(const fs::path& file) {
+  struct stat st {};
+  const fs::path folder = fs::absolute(file).parent_path();
+  for (const fs::path& path : {file, folder}) {
+    if (::stat(path.c_str(), &st) != 0) continue;
+    const bool is_folder = path == folder;
+    if ((st.st_mode & S_IWOTH) && !(is_folder && (st.st_mode & S_ISVTX))) {
+      return fmt::format("{} is writable by every user", path.string());
+    }
+    if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+      return fmt::format("{} belongs to another user (uid {})", path.string(), st.st_uid);
+    }
+    if ((st.st_mode & S_IWGRP) && st.st_gid != ::getegid() && st.st_uid != 0) {
+      return fmt::format("{} is writable by a group this process is not in", path.string());
+    }
+  }
+  return {};
+}
+
 namespace {
 
 bool looks_like_plugin(const fs::path& file) {
@@ -136,12 +157,23 @@ PluginSet load_plugins(const PluginSearch& search) {
       set.errors.push_back({path, path.string() + ": no such file or directory"});
     }
   }
+  const char* allow_env = std::getenv("PFA_ALLOW_INSECURE_PLUGINS");
+  const bool allow_insecure =
+      search.allow_insecure || (allow_env != nullptr && std::string_view(allow_env) == "1");
   std::set<fs::path> loaded_files;
   for (const auto& file : files) {
     std::error_code ec;
     const fs::path canonical = fs::weakly_canonical(file, ec);
     if (!loaded_files.insert(ec ? file : canonical).second) continue;
     try {
+      if (!allow_insecure) {
+        if (const std::string why = plugin_file_insecurity(file); !why.empty()) {
+          set.errors.push_back({file, fmt::format("{}: refused: {}; fix its permissions, or set "
+                                                  "PFA_ALLOW_INSECURE_PLUGINS=1 to load it anyway",
+                                                  file.string(), why)});
+          continue;
+        }
+      }
       auto plugin = load_plugin(file);
       const auto same = std::find_if(set.plugins.begin(), set.plugins.end(),
                                      [&](const auto& p) { return p->name() == plugin->name(); });

@@ -71,6 +71,30 @@ TEST(Loader, HonoursPfaPluginPathAndRefusesDuplicateNames) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "fast_exact"), 1);
 }
 
+TEST(Loader, RefusesAPluginOthersCanWriteUnlessAllowed) {
+  const fs::path dir = fs::temp_directory_path() / ("pfa_insecure_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path file = dir / "pfa_plugin_fast_exact.so";
+  fs::copy_file(std::string(PFA_TEST_PLUGIN_DIR) + "/good/pfa_plugin_fast_exact.so", file);
+  PluginSearch search;
+  search.paths = {dir};
+  search.default_paths = false;
+  EXPECT_EQ(load_plugins(search).plugins.size(), 1u);
+  fs::permissions(file, fs::perms::others_write, fs::perm_options::add);
+  PluginSet refused = load_plugins(search);
+  EXPECT_TRUE(refused.plugins.empty());
+  ASSERT_EQ(refused.errors.size(), 1u);
+  EXPECT_NE(refused.errors[0].message.find("writable by every user"), std::string::npos)
+      << refused.errors[0].message;
+  fs::permissions(file, fs::perms::others_write, fs::perm_options::remove);
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::add);
+  EXPECT_TRUE(load_plugins(search).plugins.empty()) << "a world-writable folder";
+  search.allow_insecure = true;
+  EXPECT_EQ(load_plugins(search).plugins.size(), 1u);
+  fs::remove_all(dir);
+}
+
 TEST(Loader, ReportsPluginProperties) {
   Engine engine(test::test_plugins("good"));
   ASSERT_EQ(engine.plugins().size(), 3u);

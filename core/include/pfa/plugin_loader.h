@@ -27,7 +27,15 @@ struct PluginSearch {
   // Also search the folder that holds libpfa (and its pfa/plugins/ subfolder) and every entry of
   // PFA_PLUGIN_PATH (colon-separated directories or files).
   bool default_paths = true;
+  // A plugin file, or the folder holding it, that users other than its owner may write could be
+  // swapped for hostile code; such files are refused (as the dynamic loader refuses them for
+  // privileged programs) unless this is set or PFA_ALLOW_INSECURE_PLUGINS=1.
+  bool allow_insecure = false;
 };
+
+// Why `file` may not be trusted (writable by others, or owned by another non-root user); empty
+// when it may.
+std::string plugin_file_insecurity(const std::filesystem::path& file);
 
 // The folder that holds the loaded libpfa shared library.
 std::filesystem::path library_directory();
