@@ -19,6 +19,17 @@ std::unique_ptr<store::Store> Context::open_store() const {
   return std::make_unique<store::Store>(resolved_store_path());
 }
 
+std::unique_ptr<store::Store> Context::open_existing_store() const {
+  const auto path = resolved_store_path();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw Error(ErrorCode::invalid_argument,
+                fmt::format("no store at {}: name an existing one with --store, or record runs "
+                            "first with `pfa-tune bench`", path.string()));
+  }
+  return open_store();
+}
+
 std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> observer,
                                              bool learned) const {
   EngineOptions options;

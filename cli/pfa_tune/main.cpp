@@ -1,13 +1,15 @@
 // pfa-tune: inspect, benchmark, train and explain pfa's routing.
 //
 // Exit status: 0 success; 1 the work failed (a backend, the store, the model); 2 bad input
-// (unknown option, malformed shape, missing or malformed file).
+// (unknown option, malformed shape, missing or malformed file); 3 `doctor` found a problem.
 #include "context.h"
 
 #include <pfa/error.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+namespace pfa::tune { void add_conformance_command(CLI::App& app, Context& context); }
 
 int main(int argc, char** argv) {
   pfa::tune::Context context;
@@ -28,6 +30,9 @@ int main(int argc, char** argv) {
   pfa::tune::add_route_command(app, context);
   pfa::tune::add_evaluate_command(app, context);
   pfa::tune::add_stats_command(app, context);
+  pfa::tune::add_conformance_command(app, context);
+  pfa::tune::add_explain_command(app, context);
+  pfa::tune::add_doctor_command(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -42,5 +47,5 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "pfa-tune: {}\n", e.what());
     return 1;
   }
-  return 0;
+  return context.exit_code;
 }

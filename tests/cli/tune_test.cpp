@@ -1,0 +1,180 @@
+// pfa-tune as an operator runs it: a subprocess against real store files.
+#include "tune_support.h"
+
+#include <pfa/learner/model_store.h>
+#include <pfa/store/schema.h>
+
+#include <nlohmann/json.hpp>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+namespace pfa::tune::testing {
+namespace {
+
+constexpr const char* kShape = "batch=1,heads_q=8,seqlen_q=512,head_dim=64,dtype=fp32,causal=1";
+
+// A store of realistic records with a trained latency model.
+std::filesystem::path make_trained_store(const TempDir& dir) {
+  const auto path = dir / "runs.db";
+  store::Store s(path);
+  const auto records = realistic_records(std::random_device{}());
+  s.insert(records);
+  learner::StoreTrainOptions options;
+  options.train.holdout_fraction = 0.0;
+  options.train.fit.min_rows_per_backend = 2;
+  learner::train_from_store(s, options);
+  return path;
+}
+
+void set_user_version(const std::filesystem::path& path, int version) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const std::string sql = "PRAGMA user_version = " + std::to_string(version);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+// One line on stderr, no stdout noise, the given exit status.
+void expect_refused(const RunResult& r, int status) {
+  EXPECT_EQ(r.status, status) << r.err;
+  EXPECT_FALSE(r.err.empty());
+  EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+}
+
+TEST(PfaTuneExplain, ShowsFeaturesCandidatesImportanceAndNearestRuns) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const auto r = run_tune({"--store", path.string(), "--json", "explain", "--shape", kShape}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["model_id"].is_null());
+  ASSERT_GE(j["features"].size(), 14u);
+  EXPECT_EQ(j["features"][0]["name"], "log2_batch");
+  EXPECT_FALSE(j["feature_importance"].empty());
+  for (const auto& f : j["feature_importance"]) EXPECT_GT(f["gain"].get<double>(), 0.0);
+  ASSERT_FALSE(j["nearest_records"].empty());
+  // The exact shape is in the store, so the nearest runs are at distance 0 and measured.
+  EXPECT_EQ(j["nearest_records"][0]["distance"].get<double>(), 0.0);
+  bool measured = false;
+  for (const auto& c : j["candidates"]) {
+    if (c["backend"] == "cpu_flash" && c["eligible"].get<bool>()) {
+      EXPECT_GT(c["measured_median"].get<double>(), 0.0);
+      EXPECT_EQ(c["measured_runs"].get<int>(), 3);
+      measured = true;
+    }
+    if (!c["eligible"].get<bool>()) EXPECT_FALSE(c["reason"].get<std::string>().empty());
+  }
+  EXPECT_TRUE(measured) << r.out;
+}
+
+TEST(PfaTuneExplain, WorksWithoutAModel) {
+  TempDir dir;
+  const auto path = dir / "empty.db";
+  { store::Store s(path); }
+  const auto r = run_tune({"--store", path.string(), "explain", "--shape", kShape}, dir);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("no active latency model"), std::string::npos) << r.out;
+}
+
+TEST(PfaTuneDoctor, HealthyStoreHasNoStoreProblems) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const auto r = run_tune({"--store", path.string(), "--json", "doctor"}, dir);
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["store"]["integrity"], "ok");
+  EXPECT_EQ(j["store"]["schema_version"], store::kSchemaVersion);
+  EXPECT_GT(j["store"]["records"].get<int64_t>(), 0);
+  ASSERT_EQ(j["store"]["active_models"].size(), 1u);
+  EXPECT_FALSE(j["cpu"]["model"].get<std::string>().empty());
+  // Only plugin problems may remain (a build may carry a plugin that cannot load here).
+  for (const auto& p : j["problems"]) {
+    EXPECT_NE(p["problem"].get<std::string>().find("plugin"), std::string::npos) << p;
+  }
+  EXPECT_EQ(r.status, j["problems"].empty() ? 0 : 3);
+}
+
+TEST(PfaTuneDoctor, FindsProblemsWithAFixAndChangesNothing) {
+  TempDir dir;
+  const auto newer = make_trained_store(dir);
+  set_user_version(newer, store::kSchemaVersion + 1);
+  const auto not_pfa = dir / "other.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(not_pfa.c_str(), &db), SQLITE_OK);
+    sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  const auto text = dir / "notes.txt";
+  std::ofstream(text) << "not a database at all, just some words for the header check\n";
+  const auto missing = dir / "missing.db";
+  for (const auto& path : {newer, not_pfa, text, missing}) {
+    const std::string before = read_file(path);
+    const auto r = run_tune({"--store", path.string(), "--json", "doctor"}, dir);
+    EXPECT_EQ(r.status, 3) << path << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_FALSE(j["problems"].empty()) << path;
+    for (const auto& p : j["problems"]) EXPECT_FALSE(p["fix"].get<std::string>().empty());
+    EXPECT_EQ(read_file(path), before) << path;
+  }
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+// Every command refuses bad input with one line and status 2, and leaves the store as it was.
+TEST(PfaTuneBadInput, RefusedWithOneLineAndNothingChanged) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const std::string store = path.string();
+  const std::string before = read_file(path);
+  const int64_t records = store::Store(path).count();
+  const std::vector<std::vector<std::string>> cases = {
+      {"--store", store, "route", "--shape", "batch=1,heads_q=8,seqlen_q=64,head_dim=64,colour=red"},
+      {"--store", store, "route", "--shape", "batch=-1,heads_q=8,seqlen_q=64,head_dim=64"},
+      {"--store", store, "explain", "--shape", "batch=1,heads_q=8,seqlen_q=64,head_dim=64,colour=red"},
+      {"--store", store, "explain", "--shape", "batch=1,heads_q=8,seqlen_q=-64,head_dim=64"},
+      {"--store", store, "explain", "--shape", kShape, "--objective", "speed"},
+      {"--store", store, "bench", "--grid", "batch=1;heads_q=8;seqlen_q=-128;head_dim=64"},
+      {"--store", store, "bench", "--shapes", (dir / "missing.csv").string()},
+      {"--store", store, "evaluate", "--shapes", (dir / "missing.csv").string()},
+      {"--store", store, "train", "--objective", "speed"},
+      {"--store", store, "no-such-command"},
+  };
+  for (const auto& args : cases) {
+    const auto r = run_tune(args, dir);
+    expect_refused(r, 2);
+    EXPECT_EQ(store::Store(path).count(), records);
+  }
+  EXPECT_EQ(read_file(path), before);
+}
+
+TEST(PfaTuneBadInput, MissingStoreIsNotCreatedByReadingCommands) {
+  TempDir dir;
+  const auto missing = dir / "missing.db";
+  const auto r = run_tune({"--store", missing.string(), "explain", "--shape", kShape}, dir);
+  expect_refused(r, 2);
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
+TEST(PfaTuneBadInput, ForeignOrNewerStoreRefusedUnchanged) {
+  TempDir dir;
+  const auto newer = make_trained_store(dir);
+  set_user_version(newer, store::kSchemaVersion + 1);
+  const auto text = dir / "notes.txt";
+  std::ofstream(text) << "not a database at all, just some words for the header check\n";
+  for (const auto& path : {newer, text}) {
+    const std::string before = read_file(path);
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"--store", path.string(), "explain", "--shape", kShape},
+          std::vector<std::string>{"--store", path.string(), "stats"},
+          std::vector<std::string>{"--store", path.string(), "train"}}) {
+      const auto r = run_tune(args, dir);
+      EXPECT_NE(r.status, 0) << path << args[2];
+      EXPECT_FALSE(r.err.empty());
+      EXPECT_EQ(read_file(path), before) << path << args[2];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pfa::tune::testing
