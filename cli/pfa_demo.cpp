@@ -114,7 +114,13 @@ int main(int argc, char** argv) {
     }
 
     pfa::store::Store store(store_path);
-    if (auto model = pfa::learner::load_active_model(store, pfa::Objective::latency)) {
+    std::shared_ptr<const pfa::learner::CostModel> model;
+    try {
+      model = pfa::learner::load_active_model(store, pfa::Objective::latency);
+    } catch (const pfa::Error& e) {
+      fmt::print("\nthe store's active model cannot be read ({}); routing by estimates\n", e.what());
+    }
+    if (model) {
       router->set_model(model);
       fmt::print("\nrouting with the store's active model ({} runs)\n", model->trained_rows());
     } else {
