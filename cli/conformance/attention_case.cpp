@@ -219,34 +219,54 @@ Comparison compare_with_reference(const AttentionCase& c) {
   const Problem& p = c.problem;
   const int64_t D = p.head_dim, group = p.heads_q / p.heads_kv;
   constexpr double kInf = std::numeric_limits<double>::infinity();
+  // Dense [batch, seq, heads, dim] copies: element reads through the strided accessor are slow.
+  auto dense = [&](const HostTensor& t, int64_t seq, int64_t heads) {
+    std::vector<double> out(static_cast<size_t>(p.batch * seq * heads * D));
+    size_t i = 0;
+    for (int64_t b = 0; b < p.batch; ++b)
+      for (int64_t s = 0; s < seq; ++s)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t d = 0; d < D; ++d) out[i++] = at(t, c.layout, b, s, h, d);
+    return out;
+  };
+  const auto q = dense(c.q, p.seqlen_q, p.heads_q), out = dense(c.out, p.seqlen_q, p.heads_q);
+  const auto k = dense(c.k, p.seqlen_k, p.heads_kv), v = dense(c.v, p.seqlen_k, p.heads_kv);
+  auto row = [&](const std::vector<double>& t, int64_t b, int64_t s, int64_t h, int64_t seq, int64_t heads) {
+    return &t[static_cast<size_t>(((b * seq + s) * heads + h) * D)];
+  };
   Comparison result;
   double num = 0, den = 0;
-  std::vector<double> scores(static_cast<size_t>(p.seqlen_k)), q(static_cast<size_t>(D));
+  std::vector<double> scores(static_cast<size_t>(p.seqlen_k));
   for (int64_t b = 0; b < p.batch; ++b)
     for (int64_t h = 0; h < p.heads_q; ++h)
       for (int64_t i = 0; i < p.seqlen_q; ++i) {
         const int64_t hk = h / group;
         int64_t visible = p.seqlen_k;
         if (p.causal) visible = std::clamp<int64_t>(i + p.seqlen_k - p.seqlen_q + 1, 0, p.seqlen_k);
-        for (int64_t d = 0; d < D; ++d) q[d] = at(c.q, c.layout, b, i, h, d);
+        const double* qr = row(q, b, i, h, p.seqlen_q, p.heads_q);
         double max_score = -kInf, sum = 0;
         for (int64_t j = 0; j < visible; ++j) {
+          const double* kr = row(k, b, j, hk, p.seqlen_k, p.heads_kv);
           double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += q[d] * at(c.k, c.layout, b, j, hk, d);
+          for (int64_t d = 0; d < D; ++d) dot += qr[d] * kr[d];
           scores[j] = dot * static_cast<double>(p.softmax_scale);
           max_score = std::max(max_score, scores[j]);
         }
         for (int64_t j = 0; j < visible; ++j) sum += (scores[j] = std::exp(scores[j] - max_score));
+        std::vector<double> ref(static_cast<size_t>(D), 0.0);
+        for (int64_t j = 0; j < visible; ++j) {
+          const double* vr = row(v, b, j, hk, p.seqlen_k, p.heads_kv);
+          const double w = scores[j] / sum;
+          for (int64_t d = 0; d < D; ++d) ref[d] += w * vr[d];
+        }
+        const double* o = row(out, b, i, h, p.seqlen_q, p.heads_q);
         for (int64_t d = 0; d < D; ++d) {
-          double ref = 0;
-          for (int64_t j = 0; j < visible; ++j) ref += scores[j] / sum * at(c.v, c.layout, b, j, hk, d);
-          const double x = at(c.out, c.layout, b, i, h, d);
-          if (!std::isfinite(x)) {
+          if (!std::isfinite(o[d])) {
             ++result.non_finite;
             continue;
           }
-          num += (x - ref) * (x - ref);
-          den += ref * ref;
+          num += (o[d] - ref[d]) * (o[d] - ref[d]);
+          den += ref[d] * ref[d];
         }
         if (p.want_lse) {
           const double x = c.lse.get({b, h, i});

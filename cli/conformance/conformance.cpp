@@ -31,9 +31,10 @@ const char* outcome_name(Outcome outcome) noexcept {
   return "?";
 }
 
-bool Report::passed() const {
-  return std::none_of(checks.begin(), checks.end(),
-                      [](const CheckResult& c) { return c.outcome == Outcome::fail; });
+bool Report::passed(bool strict) const {
+  return std::none_of(checks.begin(), checks.end(), [strict](const CheckResult& c) {
+    return c.outcome == Outcome::fail || (strict && c.outcome == Outcome::warn);
+  });
 }
 
 namespace {
@@ -357,7 +358,7 @@ Report check_plugin(const fs::path& plugin_file, const Options& options) {
       reasons_seen[refused_reasons[i]] = true;
       picks.push_back(i);
     }
-    std::vector<std::string> problems;
+    std::vector<std::string> problems, served_anyway;
     for (size_t i : picks) {
       Problem p = refused[i];
       AttentionCase c = make_case(p, PFA_LAYOUT_BSHD, false, rng);
@@ -369,7 +370,8 @@ Report check_plugin(const fs::path& plugin_file, const Options& options) {
       char message[kMessage] = {0};
       const pfa_status status = const_cast<Plugin&>(plugin).run(args, result, message, sizeof message);
       if (status == PFA_STATUS_OK) {
-        problems.push_back(to_string(p) + ": run() succeeded where supports() said no");
+        // Not unsafe (the host asks supports() first), but run() should answer as supports() does.
+        served_anyway.push_back(to_string(p));
       } else if (message[0] == '\0') {
         problems.push_back(to_string(p) + ": run() refused without a message");
       } else if (c.out.bytes() != out_before || c.lse.bytes() != lse_before) {
@@ -379,10 +381,19 @@ Report check_plugin(const fs::path& plugin_file, const Options& options) {
     if (picks.empty()) {
       rec.add("refused_calls_leave_output", Outcome::skip, "no refused problem small enough to try", start);
     } else {
-      rec.add("refused_calls_leave_output", problems.empty() ? Outcome::pass : Outcome::fail,
-              problems.empty() ? fmt::format("{} refused problems: run() refused with a message, output untouched", picks.size())
-                               : join_first(problems, 2),
-              start);
+      if (!problems.empty()) {
+        rec.add("refused_calls_leave_output", Outcome::fail, join_first(problems, 2), start);
+      } else if (!served_anyway.empty()) {
+        rec.add("refused_calls_leave_output", Outcome::warn,
+                fmt::format("run() computed {} of {} problems supports() refused (have run() ask "
+                            "supports() first), e.g. {}", served_anyway.size(), picks.size(),
+                            join_first(served_anyway, 1)),
+                start);
+      } else {
+        rec.add("refused_calls_leave_output", Outcome::pass,
+                fmt::format("{} refused problems: run() refused with a message, output untouched", picks.size()),
+                start);
+      }
     }
   }
 

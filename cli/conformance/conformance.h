@@ -39,7 +39,8 @@ struct Report {
   std::string name, version, abi;  // empty when the plugin did not load
   uint64_t seed = 0;
   std::vector<CheckResult> checks;
-  bool passed() const;  // no check failed (warnings and skips allowed)
+  // No check failed; warnings count as failures when `strict`. Skips never do.
+  bool passed(bool strict = false) const;
 };
 
 // Runs every check against one plugin file. Never throws for a misbehaving plugin: what goes

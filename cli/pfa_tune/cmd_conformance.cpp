@@ -17,6 +17,7 @@ namespace {
 struct ConformanceArgs {
   std::vector<std::string> files;
   conformance::Options options;
+  bool strict = false;
 };
 
 void run_conformance(const Context& context, const ConformanceArgs& args) {
@@ -26,7 +27,7 @@ void run_conformance(const Context& context, const ConformanceArgs& args) {
     reports.push_back(conformance::check_plugin(file, args.options));
   }
   size_t failed = 0;
-  for (const auto& r : reports) failed += r.passed() ? 0 : 1;
+  for (const auto& r : reports) failed += r.passed(args.strict) ? 0 : 1;
 
   if (context.json) {
     nlohmann::json out = {{"passed", failed == 0}, {"plugins", nlohmann::json::array()}};
@@ -44,7 +45,7 @@ void run_conformance(const Context& context, const ConformanceArgs& args) {
                                 {"version", r.version},
                                 {"abi", r.abi},
                                 {"seed", r.seed},
-                                {"passed", r.passed()},
+                                {"passed", r.passed(args.strict)},
                                 {"checks", checks}});
     }
     context.print_json(out);
@@ -57,7 +58,7 @@ void run_conformance(const Context& context, const ConformanceArgs& args) {
         fmt::print("  {:<28} {:<6} {:>6.2f}s  {}\n", c.name, conformance::outcome_name(c.outcome),
                    c.seconds, c.detail);
       }
-      fmt::print("  => {}\n\n", r.passed() ? "PASS" : "FAIL");
+      fmt::print("  => {}\n\n", r.passed(args.strict) ? "PASS" : "FAIL");
     }
   }
   if (failed) {
@@ -85,6 +86,8 @@ void add_conformance_command(CLI::App& app, Context& context) {
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--threads", args->options.threads, "threads for the concurrency check")
       ->check(CLI::Range(2, 256));
+  cmd->add_flag("--strict", args->strict,
+                "fail on warnings too (rules that bind once the ABI grows; recommended for new plugins)");
   cmd->add_option("--seed", args->options.seed, "seed of the random problems (0: fresh)");
   cmd->callback([&context, args] { run_conformance(context, *args); });
 }
