@@ -1,8 +1,11 @@
 #include <pfa/error.h>
 #include <pfa/store/async_writer.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <cstring>
 #include <type_traits>
 
@@ -30,6 +33,16 @@ AsyncWriter::AsyncWriter(const std::filesystem::path& path, AsyncWriterOptions o
   // Touch every page now: a first-lap enqueue would otherwise pay a page fault every few records.
   std::memset(static_cast<void*>(records_.get()), 0, capacity * sizeof(RecordBytes));
   batch_.reserve(batch_size_);
+  struct stat st {};
+  if (::stat(store_.path().c_str(), &st) == 0) {
+    file_device_ = st.st_dev;
+    file_inode_ = st.st_ino;
+  }
+  if (!options_.on_first_failure) {
+    options_.on_first_failure = [](const std::string& message) {
+      std::fprintf(stderr, "pfa: %s\n", message.c_str());
+    };
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -98,13 +111,29 @@ void AsyncWriter::run() {
       const size_t n = drain();
       if (n == 0) break;
       try {
+        // SQLite keeps writing to a file that was deleted or replaced under it, and the records
+        // would vanish with the old inode: check that the path still names the file we opened.
+        struct stat st {};
+        if (::stat(store_.path().c_str(), &st) != 0 || st.st_dev != file_device_ ||
+            st.st_ino != file_inode_) {
+          throw Error(ErrorCode::store, "the store file " + store_.path().string() +
+                                            " was removed or replaced while pfa had it open; "
+                                            "executions are no longer recorded");
+        }
         store_.insert(batch_);
         written_.fetch_add(n, std::memory_order_release);
         batches_.fetch_add(1, std::memory_order_relaxed);
       } catch (const std::exception& e) {
         failed_.fetch_add(n, std::memory_order_relaxed);
-        std::lock_guard error_lock(mutex_);
-        last_error_ = e.what();
+        {
+          std::lock_guard error_lock(mutex_);
+          last_error_ = e.what();
+        }
+        if (!reported_failure_) {
+          reported_failure_ = true;
+          options_.on_first_failure(std::string("cannot record executions: ") + e.what() +
+                                    " (calls continue; unrecorded ones are counted)");
+        }
       }
       consumed_.fetch_add(n, std::memory_order_release);
       settled += n;

@@ -8,6 +8,8 @@
 
 #include <sqlite3.h>
 
+#include <cstdlib>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -152,6 +154,71 @@ TEST(AsyncWriter, RefusedBatchIsCountedAndFlushReturns) {
   writer.flush();
   EXPECT_EQ(writer.written(), 1u);
   EXPECT_EQ(Store(path).count(), 1);
+}
+
+TEST(AsyncWriter, AStoreFileRemovedUnderneathIsNoticedAndSaidOnce) {
+  TempDir dir;
+  const auto path = dir / "pfa.db";
+  std::vector<std::string> said;
+  std::mutex said_mutex;
+  AsyncWriter writer(path, {.capacity = 64,
+                            .on_first_failure = [&](const std::string& m) {
+                              std::lock_guard lock(said_mutex);
+                              said.push_back(m);
+                            }});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(writer.enqueue(testing::simple_record(0, i)));
+  writer.flush();
+  EXPECT_EQ(writer.written(), 3u);
+  std::filesystem::remove(path);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(writer.enqueue(testing::simple_record(1, i)));
+    writer.flush();
+  }
+  EXPECT_EQ(writer.written(), 3u);
+  EXPECT_EQ(writer.failed(), 12u);
+  ASSERT_EQ(said.size(), 1u) << "said once, not per batch";
+  EXPECT_NE(said[0].find("removed or replaced"), std::string::npos) << said[0];
+}
+
+TEST(AsyncWriter, AFullDiskIsCountedAndCommittedBatchesSurvive) {
+  TempDir dir;
+  const auto mount_point = dir / "small";
+  std::filesystem::create_directories(mount_point);
+  const std::string mount = "mount -t tmpfs -o size=640k tmpfs " + mount_point.string() +
+                            " 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root and mount rights)";
+  }
+  struct Unmount {
+    std::string point;
+    ~Unmount() { std::system(("umount " + point + " 2>/dev/null").c_str()); }
+  } unmount{mount_point.string()};
+  const auto path = mount_point / "pfa.db";
+  int said = 0;
+  uint64_t enqueued = 0;
+  {
+    AsyncWriter writer(path, {.capacity = 256, .on_first_failure = [&](const std::string&) { ++said; }});
+    for (int round = 0; round < 200 && writer.failed() == 0; ++round) {
+      for (int i = 0; i < 64; ++i) enqueued += writer.enqueue(testing::simple_record(round, i));
+      writer.flush();
+    }
+    EXPECT_GT(writer.failed(), 0u) << "the disk never filled";
+    EXPECT_GT(writer.written(), 0u);
+    EXPECT_EQ(writer.written() + writer.failed(), enqueued);
+    EXPECT_EQ(said, 1);
+    const uint64_t written = writer.written();
+    // What was committed before the disk filled is all there and the file is sound.
+    Store store(path);
+    EXPECT_EQ(static_cast<uint64_t>(store.count()), written);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* check = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &check, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(check), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(check, 0)), "ok");
+  sqlite3_finalize(check);
+  sqlite3_close(db);
 }
 
 TEST(AsyncWriter, BadPathThrowsBeforeAnyThreadStarts) {

@@ -8,6 +8,10 @@
 // up to `batch_size` records per transaction, through its own Store connection.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
+
 #include <pfa/store/execution_record.h>
 #include <pfa/store/store.h>
 
@@ -31,6 +35,10 @@ struct AsyncWriterOptions {
   size_t batch_size = 4096;                      // records per transaction at most
   std::chrono::milliseconds interval{50};        // longest a record waits before its commit starts
   StoreOptions store;                            // busy timeout and retry deadline of the connection
+  // Called once, on the writer thread, the first time a batch cannot be committed (disk full, file
+  // read-only, removed or replaced underneath). Calls go on unrecorded and are counted in failed().
+  // Default: one line on stderr.
+  std::function<void(const std::string& message)> on_first_failure;
 };
 
 class AsyncWriter {
@@ -94,6 +102,9 @@ class AsyncWriter {
   uint64_t flush_target_ = 0;        // guarded by mutex_
   bool stop_ = false;                // guarded by mutex_
   std::string last_error_;           // guarded by mutex_
+  bool reported_failure_ = false;    // writer thread only
+  dev_t file_device_ = 0;            // the store file as opened, to notice it being replaced
+  ino_t file_inode_ = 0;
   std::thread thread_;
 };
 
