@@ -22,6 +22,7 @@ std::string ModelMetrics::to_json() const {
   j["objective"] = objective_name(objective);
   j["records"] = records;
   j["failed"] = failed;
+  j["foreign"] = foreign;
   j["train_rows"] = train_rows;
   j["holdout_rows"] = holdout_rows;
   j["holdout_rmse_log"] = number(holdout_rmse_log);
@@ -42,7 +43,25 @@ bool scored(const store::ExecutionRecord& r, const TrainOptions& options) {
   return options.score_all_backends || (!r.simulated && !r.approximate);
 }
 
+// The records training may learn from; `storage` holds a filtered copy only when some are left out.
+std::span<const store::ExecutionRecord> trainable(std::span<const store::ExecutionRecord> records,
+                                                  const TrainOptions& options,
+                                                  std::vector<store::ExecutionRecord>& storage) {
+  size_t keep = 0;
+  for (const auto& r : records) keep += is_trainable_source(r, options);
+  if (keep == records.size()) return records;
+  storage.reserve(keep);
+  for (const auto& r : records) {
+    if (is_trainable_source(r, options)) storage.push_back(r);
+  }
+  return storage;
+}
+
 }  // namespace
+
+bool is_trainable_source(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {
+  return options.include_foreign || record.source != store::RecordSource::imported;
+}
 
 bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {
   if (options.holdout_fraction <= 0) return false;
@@ -54,12 +73,15 @@ bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& optio
   return static_cast<double>(h >> 11) * 0x1.0p-53 < options.holdout_fraction;
 }
 
-TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOptions& options) {
+TrainResult train(std::span<const store::ExecutionRecord> all_records, const TrainOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  std::vector<store::ExecutionRecord> storage;
+  const auto records = trainable(all_records, options, storage);
   TrainResult result;
   ModelMetrics& m = result.metrics;
   m.objective = options.fit.objective;
   m.records = records.size();
+  m.foreign = all_records.size() - records.size();
   std::vector<char> held(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     if (!records[i].ok) ++m.failed;
@@ -107,8 +129,10 @@ TrainResult train(std::span<const store::ExecutionRecord> records, const TrainOp
 }
 
 ModelComparison compare_models(const CostModel* current, const CostModel& candidate,
-                               std::span<const store::ExecutionRecord> records,
+                               std::span<const store::ExecutionRecord> all_records,
                                const TrainOptions& options, double tolerance) {
+  std::vector<store::ExecutionRecord> storage;
+  const auto records = trainable(all_records, options, storage);
   ModelComparison c;
   bool any_held_out = false;
   for (const auto& r : records) {

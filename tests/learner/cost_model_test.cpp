@@ -149,6 +149,38 @@ TEST(CostModel, FailedRunsTeachNothing) {
   }
 }
 
+TEST(CostModel, ForeignRecordsTeachNothingUnlessAsked) {
+  auto records = test::make_records(60, 1, 4);
+  const size_t local = records.size();
+  // Another machine's runs, imported: beta looks 1000x slower there.
+  for (size_t i = 0; i < local; ++i) {
+    auto r = records[i];
+    if (store::text(r.backend) == "beta") r.latency_s *= 1e3;
+    r.source = store::RecordSource::imported;
+    store::set_text(r.device_name, "Another CPU");
+    records.push_back(r);
+  }
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  const auto result = train(records, options);
+  EXPECT_EQ(result.metrics.foreign, local);
+  EXPECT_EQ(result.metrics.train_rows, local);
+  const Problem p = records.front().problem;
+  const int beta = result.model->features().backend_id("beta");
+  double predicted = 0;
+  ASSERT_TRUE(result.model->predict(p, 0, std::span<const int>(&beta, 1),
+                                    std::span<double>(&predicted, 1)));
+  EXPECT_LT(predicted, 10 * test::true_latency(kBeta, p));
+  // Measurement counts (what exploration reads) ignore them too.
+  const uint64_t key = problem_hash(p, "cpu");
+  EXPECT_EQ(result.model->measurements(key, beta), 1);
+
+  options.include_foreign = true;
+  const auto with_foreign = train(records, options);
+  EXPECT_EQ(with_foreign.metrics.foreign, 0u);
+  EXPECT_EQ(with_foreign.metrics.train_rows, 2 * local);
+}
+
 TEST(CostModel, SaveLoadRoundTripKeepsPredictionsAndXGBoostFormat) {
   const auto records = test::make_records(80, 1, 4);
   TrainOptions options;

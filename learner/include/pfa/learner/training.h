@@ -25,12 +25,17 @@ struct TrainOptions {
   // Share of oracle over every backend, simulated and approximate ones included (what-if); by
   // default only exact, real backends count, as production routing picks only those.
   bool score_all_backends = false;
+  // Records imported from another device's tuning database (RecordSource::imported) are left out
+  // of fitting, measurement counts and scoring unless asked: another machine's costs must not
+  // steer routing on this one.
+  bool include_foreign = false;
 };
 
 struct ModelMetrics {
   Objective objective = Objective::latency;
   size_t records = 0;          // given
   size_t failed = 0;           // failed runs: skipped, nothing learned
+  size_t foreign = 0;          // imported runs of other devices left out (include_foreign off)
   size_t train_rows = 0;       // successful runs fitted
   size_t holdout_rows = 0;     // successful runs held out
   double holdout_rmse_log = 0; // RMSE of natural-log cost on held-out runs; NaN without any
@@ -43,6 +48,9 @@ struct TrainResult {
   std::shared_ptr<const CostModel> model;
   ModelMetrics metrics;
 };
+
+// Whether training may learn from the record: not an imported foreign run unless include_foreign.
+bool is_trainable_source(const store::ExecutionRecord& record, const TrainOptions& options) noexcept;
 
 // True when the problem of `record` falls in the held-out part.
 bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept;
