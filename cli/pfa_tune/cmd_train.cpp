@@ -18,6 +18,7 @@ struct TrainCommandOptions {
   std::string objective = "latency";
   double holdout = 0.2;
   bool force = false;
+  bool allow_foreign = false;
 };
 
 void run_train(const Context& context, const TrainCommandOptions& o) {
@@ -31,6 +32,7 @@ void run_train(const Context& context, const TrainCommandOptions& o) {
   options.train.fit.objective = parse_objective(o.objective);
   options.train.holdout_fraction = o.holdout;
   options.force = o.force;
+  options.train.include_foreign = o.allow_foreign;
   const learner::StoreTrainResult result = learner::train_from_store(*store, options);
   const auto& m = result.trained.metrics;
   if (context.json) {
@@ -44,6 +46,10 @@ void run_train(const Context& context, const TrainCommandOptions& o) {
   fmt::print("trained model {} ({}) on {} records: {} runs fitted, {} held out, {} failed runs "
              "skipped, {:.2f} s\n", result.model_id, learner::model_kind(options.train.fit.objective),
              m.records, m.train_rows, m.holdout_rows, m.failed, m.seconds);
+  if (m.foreign > 0) {
+    fmt::print("left out {} imported runs of other devices (--allow-foreign to learn from them)\n",
+               m.foreign);
+  }
   if (m.holdout.groups > 0) {
     fmt::print("held-out problems: {}  share of oracle: geomean {:.3f}, worst {:.3f} ({})\n",
                m.holdout.groups, m.holdout.geomean_share_of_oracle,
@@ -67,6 +73,8 @@ void add_train_command(CLI::App& app, Context& context) {
   cmd->add_option("--objective", options->objective, "latency, energy or energy_delay");
   cmd->add_option("--holdout", options->holdout, "share of problems held out (default 0.2)");
   cmd->add_flag("--force", options->force, "activate the new model even if it scores lower");
+  cmd->add_flag("--allow-foreign", options->allow_foreign,
+                "also learn from imported runs of other devices (left out by default)");
   cmd->callback([&context, options] { run_train(context, *options); });
 }
 

@@ -50,6 +50,7 @@ void add_evaluate_command(CLI::App& app, Context& context);
 void add_stats_command(CLI::App& app, Context& context);
 void add_explain_command(CLI::App& app, Context& context);
 void add_doctor_command(CLI::App& app, Context& context);
+void add_transfer_commands(CLI::App& app, Context& context);  // export, import, merge
 
 // Splits "a,b,c" into its non-empty parts.
 std::vector<std::string> split_list(const std::string& text);

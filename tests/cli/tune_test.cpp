@@ -1,6 +1,8 @@
 // pfa-tune as an operator runs it: a subprocess against real store files.
 #include "tune_support.h"
 
+#include "tuning_file.h"
+
 #include <pfa/learner/model_store.h>
 #include <pfa/store/schema.h>
 
@@ -174,6 +176,127 @@ TEST(PfaTuneBadInput, ForeignOrNewerStoreRefusedUnchanged) {
       EXPECT_EQ(read_file(path), before) << path << args[2];
     }
   }
+}
+
+}  // namespace
+}  // namespace pfa::tune::testing
+
+namespace pfa::tune::testing {
+namespace {
+
+std::vector<std::string> lines_of(const std::filesystem::path& path) {
+  std::istringstream in(read_file(path));
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+TEST(PfaTuneTransfer, ExportImportRoundTripAndImportTwiceAddsNothing) {
+  TempDir dir;
+  const auto from = make_trained_store(dir);
+  const auto file = dir / "runs.pfatune";
+  ASSERT_EQ(run_tune({"--store", from.string(), "export", file.string()}, dir).status, 0);
+  const auto lines = lines_of(file);
+  const auto header = nlohmann::json::parse(lines.at(0));
+  EXPECT_EQ(header["format"], "pfa-tuning-db");
+  EXPECT_EQ(header["version"], 1);
+  const auto original = store::Store(from).records();
+  EXPECT_EQ(header["records"].get<size_t>(), original.size());
+  ASSERT_EQ(header["fingerprints"].size(), 1u);
+  EXPECT_EQ(header["fingerprints"][0]["device_name"], "Test CPU");
+
+  const auto to = dir / "other.db";
+  auto r = run_tune({"--store", to.string(), "--json", "import", file.string()}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["added"].get<size_t>(), original.size());
+  EXPECT_EQ(j["foreign"].get<size_t>(), original.size());  // "Test CPU" is not this machine
+  const auto imported = store::Store(to).records();
+  ASSERT_EQ(imported.size(), original.size());
+  for (size_t i = 0; i < original.size(); ++i) {
+    EXPECT_EQ(content_hash(imported[i]), content_hash(original[i])) << i;
+    EXPECT_EQ(imported[i].source, store::RecordSource::imported);
+  }
+  const std::string before = read_file(to);
+  r = run_tune({"--store", to.string(), "--json", "import", file.string()}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["added"], 0);
+  EXPECT_EQ(j["duplicates"].get<size_t>(), original.size());
+  EXPECT_EQ(store::Store(to).count(), static_cast<int64_t>(original.size()));
+
+  // Another device's runs do not steer training here unless asked.
+  r = run_tune({"--store", to.string(), "train"}, dir);
+  EXPECT_NE(r.status, 0);  // nothing local to learn from
+  EXPECT_NE(r.err.find("pfa-tune bench"), std::string::npos) << r.err;
+  r = run_tune({"--store", to.string(), "--json", "train", "--allow-foreign", "--holdout", "0"}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["foreign"], 0);
+}
+
+TEST(PfaTuneTransfer, MergeIsIdempotent) {
+  TempDir dir;
+  const auto a = make_trained_store(dir);
+  const auto fa = dir / "a.pfatune", fb = dir / "b.pfatune", ab = dir / "ab.pfatune",
+             abab = dir / "abab.pfatune";
+  ASSERT_EQ(run_tune({"--store", a.string(), "export", fa.string()}, dir).status, 0);
+  {
+    store::Store b(dir / "b.db");
+    b.insert(realistic_records(7));
+  }
+  ASSERT_EQ(run_tune({"--store", (dir / "b.db").string(), "export", fb.string()}, dir).status, 0);
+  ASSERT_EQ(run_tune({"merge", fa.string(), fb.string(), "--out", ab.string()}, dir).status, 0);
+  ASSERT_EQ(run_tune({"merge", ab.string(), fa.string(), fb.string(), ab.string(), "--out",
+                      abab.string()}, dir).status, 0);
+  EXPECT_EQ(read_file(ab), read_file(abab));
+  const auto n = lines_of(ab).size() - 1;
+  EXPECT_EQ(n, lines_of(fa).size() - 1 + lines_of(fb).size() - 1);
+}
+
+TEST(PfaTuneTransfer, MalformedOrTruncatedFileRefusedStoreUntouched) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const auto file = dir / "runs.pfatune";
+  ASSERT_EQ(run_tune({"--store", path.string(), "export", file.string()}, dir).status, 0);
+  const std::string good = read_file(file);
+  const auto target = dir / "target.db";
+  { store::Store s(target); s.insert(realistic_records(11)); }
+  const std::string before = read_file(target);
+
+  std::vector<std::pair<std::string, std::string>> bad = {
+      {"truncated", good.substr(0, good.size() * 2 / 3)},
+      {"cut at a line end", good.substr(0, good.rfind('\n', good.size() - 2) + 1)},
+      {"not ours", "batch,heads_q\n1,2\n"},
+      {"empty", ""},
+  };
+  std::string changed = good;
+  const size_t digit = changed.find("\"latency_s\":") + 12;
+  changed[digit] = changed[digit] == '9' ? '8' : '9';
+  bad.emplace_back("changed value", changed);
+  std::string negative = good;
+  const auto at = negative.find("\"batch\":1");
+  negative.replace(at, 9, "\"batch\":-1");
+  bad.emplace_back("negative size", negative);
+  std::string newer = good;
+  newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
+  bad.emplace_back("newer version", newer);
+  for (const auto& [name, text] : bad) {
+    const auto f = dir / "bad.pfatune";
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << text;
+    const auto r = run_tune({"--store", target.string(), "import", f.string()}, dir);
+    expect_refused(r, 2);
+    EXPECT_NE(r.err.find("bad.pfatune"), std::string::npos) << name << ": " << r.err;
+    EXPECT_EQ(read_file(target), before) << name;
+    const auto m = run_tune({"merge", f.string(), "--out", (dir / "m.pfatune").string()}, dir);
+    expect_refused(m, 2);
+    EXPECT_FALSE(std::filesystem::exists(dir / "m.pfatune")) << name;
+  }
+  // A missing file into a missing store creates nothing.
+  const auto r = run_tune({"--store", (dir / "new.db").string(), "import",
+                           (dir / "missing.pfatune").string()}, dir);
+  expect_refused(r, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir / "new.db"));
 }
 
 }  // namespace
