@@ -81,6 +81,25 @@ CREATE INDEX models_kind ON models(kind, id);
 PRAGMA user_version = 2;
 )sql";
 
+// Version 3: operator pins, one per problem shape (the fields a pin matches on).
+constexpr std::string_view kMigrationTo3 = R"sql(
+CREATE TABLE pins (
+  batch       INTEGER NOT NULL,
+  heads_q     INTEGER NOT NULL,
+  heads_kv    INTEGER NOT NULL,
+  seqlen_q    INTEGER NOT NULL,
+  seqlen_k    INTEGER NOT NULL,
+  head_dim    INTEGER NOT NULL,
+  dtype       INTEGER NOT NULL,
+  causal      INTEGER NOT NULL,
+  device_type INTEGER NOT NULL,
+  backend     TEXT NOT NULL,
+  created_us  INTEGER NOT NULL,
+  PRIMARY KEY (batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, dtype, causal, device_type)
+);
+PRAGMA user_version = 3;
+)sql";
+
 }  // namespace
 
 std::string_view schema_v1_script() noexcept { return kSchemaV1; }
@@ -88,6 +107,7 @@ std::string_view schema_v1_script() noexcept { return kSchemaV1; }
 std::string_view migration_script(int version) noexcept {
   switch (version) {
     case 2: return kMigrationTo2;
+    case 3: return kMigrationTo3;
     default: return {};
   }
 }

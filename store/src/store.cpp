@@ -173,6 +173,16 @@ int filter_variant(const RecordQuery& q) noexcept {
 constexpr const char* kModelColumns =
     "id, created_us, kind, model_json, metrics_json, trained_on_records, max_record_id, active";
 
+constexpr const char* kPinKey =
+    "batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, dtype, causal, device_type";
+
+// Binds a pin's key fields to parameters 1..9.
+void bind_pin_key(sqlite3_stmt* stmt, const Problem& p) {
+  const int64_t key[] = {p.batch, p.heads_q, p.heads_kv, p.seqlen_q, p.seqlen_k, p.head_dim,
+                         p.dtype, p.causal != 0, p.device_type};
+  for (int i = 0; i < 9; ++i) sqlite3_bind_int64(stmt, i + 1, key[i]);
+}
+
 class Statement {
  public:
   Statement() = default;
@@ -228,13 +238,14 @@ struct Store::Impl {
   Statement max_id;
   Statement insert_model, deactivate_kind, activate_id, model_kind, select_active, select_id,
       select_kind;
+  Statement upsert_pin, delete_pin, select_pins;
 
   ~Impl() {
     // Statements must be finalized before the connection closes; Statement members die after this
     // body, so finalize them here explicitly.
     for (Statement* s : {&begin, &commit, &rollback, &insert_execution, &max_id, &insert_model,
                          &deactivate_kind, &activate_id, &model_kind, &select_active, &select_id,
-                         &select_kind}) {
+                         &select_kind, &upsert_pin, &delete_pin, &select_pins}) {
       sqlite3_finalize(s->get());
       *s->out() = nullptr;
     }
@@ -441,6 +452,13 @@ struct Store::Impl {
     prepare(select_id, std::string("SELECT ") + kModelColumns + " FROM models WHERE id = ?1");
     prepare(select_kind, std::string("SELECT ") + kModelColumns +
                              " FROM models WHERE kind = ?1 ORDER BY id DESC");
+    prepare(upsert_pin, std::string("INSERT OR REPLACE INTO pins (") + kPinKey +
+                            ", backend, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                            "?10, ?11)");
+    prepare(delete_pin, std::string("DELETE FROM pins WHERE (") + kPinKey +
+                            ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    prepare(select_pins, std::string("SELECT ") + kPinKey + ", backend, created_us FROM pins "
+                             "ORDER BY " + kPinKey);
   }
 
   void check_version(int64_t v) const {
@@ -764,6 +782,64 @@ std::vector<ModelRecord> Store::models(std::string_view kind) const {
         return out;
       },
       "cannot read the models");
+}
+
+void Store::pin(const Pin& pin) {
+  if (pin.backend.empty()) {
+    throw Error(ErrorCode::invalid_argument, "Store::pin: no backend named: say which one to pin");
+  }
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  s.write_transaction(
+      [&] {
+        sqlite3_stmt* stmt = s.upsert_pin.get();
+        bind_pin_key(stmt, pin.problem);
+        sqlite3_bind_text(stmt, 10, pin.backend.data(), static_cast<int>(pin.backend.size()),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 11, pin.created_us != 0 ? pin.created_us : now_us());
+        s.run(stmt, "cannot save the pin");
+      },
+      "cannot save the pin");
+}
+
+bool Store::unpin(const Problem& problem) {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  int changed = 0;
+  s.write_transaction(
+      [&] {
+        bind_pin_key(s.delete_pin.get(), problem);
+        s.run(s.delete_pin.get(), "cannot remove the pin");
+        changed = sqlite3_changes(s.db);
+      },
+      "cannot remove the pin");
+  return changed > 0;
+}
+
+std::vector<Pin> Store::pins() const {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  sqlite3_stmt* stmt = s.select_pins.get();
+  return s.with_retry(
+      [&] {
+        std::vector<Pin> out;
+        ResetOnExit reset{stmt};
+        while (s.step_read(stmt, "cannot read the pins")) {
+          Pin pin;
+          Problem& p = pin.problem;
+          p = make_problem(sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1),
+                           sqlite3_column_int64(stmt, 2), sqlite3_column_int64(stmt, 3),
+                           sqlite3_column_int64(stmt, 4), sqlite3_column_int64(stmt, 5),
+                           static_cast<pfa_dtype>(sqlite3_column_int64(stmt, 6)),
+                           sqlite3_column_int64(stmt, 7) != 0);
+          p.device_type = static_cast<int32_t>(sqlite3_column_int64(stmt, 8));
+          pin.backend = column_string(stmt, 9);
+          pin.created_us = sqlite3_column_int64(stmt, 10);
+          out.push_back(std::move(pin));
+        }
+        return out;
+      },
+      "cannot read the pins");
 }
 
 }  // namespace pfa::store

@@ -223,6 +223,54 @@ TEST(Store, MigratesAVersion1File) {
   store.insert(std::vector<ExecutionRecord>{testing::simple_record(7, 7)});
   EXPECT_EQ(store.count(), 4);
   EXPECT_GT(store.max_id(), rows.back().id);
+
+  // Version 3: an empty pins table that takes pins.
+  EXPECT_TRUE(store.pins().empty());
+  store.pin({.problem = fa3.problem, .backend = "cuda_fa3"});
+  EXPECT_EQ(store.pins().size(), 1u);
+}
+
+TEST(Store, PinsReplaceRemoveAndMatchByShape) {
+  TempDir dir;
+  const auto path = dir / "pfa.db";
+  std::mt19937_64 rng(testing::fresh_seed());
+  const int64_t seq = 64 << (rng() % 6);
+  Problem a = make_problem(2, 16, 4, seq, 2 * seq, 128, PFA_DTYPE_BF16, true);
+  a.device_type = 2;
+  Problem b = make_problem(1, 8, 8, seq, seq, 64, PFA_DTYPE_FP32, false);
+  {
+    Store store(path);
+    store.pin({.problem = a, .backend = "torch_sdpa"});
+    store.pin({.problem = b, .backend = "cpu_flash", .created_us = 42});
+    store.pin({.problem = a, .backend = "cuda_fa3"});  // replaces the first
+  }
+  Store store(path);
+  const auto pins = store.pins();
+  ASSERT_EQ(pins.size(), 2u);
+  const Pin& pa = pin_matches(pins[0].problem, a) ? pins[0] : pins[1];
+  const Pin& pb = pin_matches(pins[0].problem, a) ? pins[1] : pins[0];
+  EXPECT_EQ(pa.backend, "cuda_fa3");
+  EXPECT_EQ(pa.problem.heads_kv, 4);
+  EXPECT_EQ(pa.problem.seqlen_k, 2 * seq);
+  EXPECT_EQ(pa.problem.device_type, 2);
+  EXPECT_GT(pa.created_us, 0);
+  EXPECT_EQ(pb.backend, "cpu_flash");
+  EXPECT_EQ(pb.created_us, 42);
+
+  // Layout, lse and scale do not matter; the shape does.
+  Problem a2 = a;
+  a2.layout = PFA_LAYOUT_BHSD;
+  a2.softmax_scale = 0.5f;
+  EXPECT_TRUE(pin_matches(pa.problem, a2));
+  a2.seqlen_q += 1;
+  EXPECT_FALSE(pin_matches(pa.problem, a2));
+
+  EXPECT_FALSE(store.unpin(a2));
+  EXPECT_TRUE(store.unpin(a));
+  EXPECT_FALSE(store.unpin(a));
+  ASSERT_EQ(store.pins().size(), 1u);
+  EXPECT_EQ(store.pins()[0].backend, "cpu_flash");
+  EXPECT_THROW(store.pin({.problem = a, .backend = ""}), Error);
 }
 
 TEST(Store, SavesLoadsAndActivatesModels) {

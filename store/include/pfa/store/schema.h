@@ -3,7 +3,7 @@
 // A fresh file is created with the version-1 script and then migrated forward step by step, so every
 // store ever created went through the same path and the migrations are exercised on every new file.
 //
-// Current schema (version 2):
+// Current schema (version 3):
 //   executions  one row per ExecutionRecord: id, timestamp_us, the problem's fields (batch, heads_q,
 //               heads_kv, seqlen_q, seqlen_k, head_dim, dtype, layout, causal, want_lse,
 //               softmax_scale, device_type, device_id), backend, backend_version, the device
@@ -14,13 +14,16 @@
 //               pfa_status, RecordSource); REAL columns hold NULL where a value was NaN.
 //   models      id, created_us, kind, model_json, metrics_json, trained_on_records, max_record_id,
 //               active (at most one active model per kind).
+//   pins        operator overrides: the shape's key fields (batch, heads_q, heads_kv, seqlen_q,
+//               seqlen_k, head_dim, dtype, causal, device_type; unique together), backend,
+//               created_us.
 #pragma once
 
 #include <string_view>
 
 namespace pfa::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // The version-1 schema as it was first released. Kept verbatim: migrations start from it.
 std::string_view schema_v1_script() noexcept;

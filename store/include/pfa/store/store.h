@@ -6,6 +6,7 @@
 #pragma once
 
 #include <pfa/store/execution_record.h>
+#include <pfa/store/pin.h>
 
 #include <chrono>
 #include <cstdint>
@@ -88,6 +89,12 @@ class Store {
   std::optional<ModelRecord> active_model(std::string_view kind) const;
   std::optional<ModelRecord> model(int64_t id) const;
   std::vector<ModelRecord> models(std::string_view kind) const;  // newest first
+
+  // Pins `pin.problem`'s shape to `pin.backend`, replacing an earlier pin of the same shape.
+  void pin(const Pin& pin);
+  // Removes the pin of the problem's shape; false when there was none.
+  bool unpin(const Problem& problem);
+  std::vector<Pin> pins() const;  // in shape order
 
   const std::filesystem::path& path() const;
   int schema_version() const;
