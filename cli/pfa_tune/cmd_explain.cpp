@@ -133,6 +133,10 @@ void run_explain(const Context& context, const ExplainOptions& o) {
         out["model_id"] = active->id;
       }
     }
+    out["pin"] = nullptr;
+    for (const auto& pin : store->pins()) {
+      if (store::pin_matches(pin.problem, problem)) out["pin"] = pin.backend;
+    }
     out["features"] = nlohmann::json::array();
     for (const auto& [name, value] : features) out["features"].push_back({{"name", name}, {"value", value}});
     out["candidates"] = nlohmann::json::array();

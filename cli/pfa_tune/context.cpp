@@ -34,9 +34,10 @@ std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> 
                                              bool learned) const {
   EngineOptions options;
   if (learned) {
-    // The store's active model for each objective; estimates where there is none.
+    // The store's active model for each objective (estimates where there is none) and its pins.
     std::vector<std::shared_ptr<const learner::CostModel>> models;
     const auto store = open_store();
+    auto pins = store->pins();
     for (Objective objective : {Objective::latency, Objective::energy, Objective::energy_delay}) {
       try {
         if (auto model = learner::load_active_model(*store, objective)) models.push_back(model);
@@ -45,9 +46,10 @@ std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> 
                    objective_name(objective), e.what());
       }
     }
-    options.make_router = [models](const PluginList& plugins) {
+    options.make_router = [models, pins = std::move(pins)](const PluginList& plugins) {
       auto router = std::make_shared<learner::LearnedRouter>(plugins);
       for (const auto& model : models) router->set_model(model);
+      router->set_pins(pins);
       return router;
     };
   }

@@ -51,6 +51,7 @@ void add_stats_command(CLI::App& app, Context& context);
 void add_explain_command(CLI::App& app, Context& context);
 void add_doctor_command(CLI::App& app, Context& context);
 void add_transfer_commands(CLI::App& app, Context& context);  // export, import, merge
+void add_pin_commands(CLI::App& app, Context& context);       // pin, unpin, pins
 
 // Splits "a,b,c" into its non-empty parts.
 std::vector<std::string> split_list(const std::string& text);

@@ -22,6 +22,7 @@ struct LearnedRouter::Ranked {
   std::array<bool, kMaxBackends> from_model{};
   std::array<uint8_t, kMaxBackends> measured{};
   uint32_t to_measure = 0;
+  bool pinned = false;  // order[0] is the operator's pin: never explored away
 };
 
 std::string plugin_device_class(const PluginList& plugins, int32_t dl_device_type) {
@@ -85,6 +86,37 @@ void LearnedRouter::clear_model(Objective objective) {
 std::shared_ptr<const CostModel> LearnedRouter::model(Objective objective) const {
   auto s = state(objective);
   return s ? s->model : nullptr;
+}
+
+void LearnedRouter::set_pins(std::span<const store::Pin> pins) {
+  auto table = std::make_shared<std::vector<PinnedBackend>>();
+  for (const auto& pin : pins) {
+    PinnedBackend p{pin.problem, pin.backend, -1};
+    for (size_t i = 0; i < plugins_.size() && i < kMaxBackends; ++i) {
+      if (plugins_[i]->name() == pin.backend) p.plugin = static_cast<int>(i);
+    }
+    table->push_back(std::move(p));
+  }
+  {
+    std::lock_guard lock(models_mutex_);
+    pins_ = std::move(table);
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);  // cached decisions may ignore a new pin
+}
+
+std::shared_ptr<const std::vector<LearnedRouter::PinnedBackend>> LearnedRouter::pins_snapshot()
+    const noexcept {
+  std::lock_guard lock(models_mutex_);
+  return pins_;
+}
+
+const LearnedRouter::PinnedBackend* LearnedRouter::find_pin(const std::vector<PinnedBackend>* pins,
+                                                            const Problem& problem) const noexcept {
+  if (pins == nullptr) return nullptr;
+  for (const auto& p : *pins) {
+    if (store::pin_matches(p.problem, problem)) return &p;
+  }
+  return nullptr;
 }
 
 RouterStats LearnedRouter::stats() const noexcept {
@@ -154,6 +186,17 @@ void LearnedRouter::rank(const Problem& problem, const RoutingPolicy& policy,
   }
   rank_by_cost(d.order.data(), d.count, out.cost.data(), names_.data(), options_.tie_band);
   out.to_measure = 0;
+  out.pinned = false;
+  const auto pins = pins_snapshot();
+  if (const PinnedBackend* pin = find_pin(pins.get(), problem); pin && pin->plugin >= 0) {
+    for (uint16_t s = 0; s < d.count; ++s) {
+      if (d.order[s] != pin->plugin) continue;
+      for (uint16_t t = s; t > 0; --t) d.order[t] = d.order[t - 1];
+      d.order[0] = static_cast<uint16_t>(pin->plugin);
+      out.pinned = true;
+      return;  // the operator decided: nothing to explore
+    }
+  }
   for (uint16_t s = 1; s < d.count; ++s) {
     const uint16_t i = d.order[s];
     if (out.measured[i] < options_.exploration.min_measurements) out.to_measure |= 1u << i;
@@ -179,7 +222,7 @@ void LearnedRouter::choose(const Problem& problem, const RoutingPolicy& policy,
     decision = ranked.decision;
     to_measure = ranked.to_measure;
     cache_.insert(key, generation, decision, ranked.measured.data(), to_measure);
-    if (!options_.exploration.enabled || decision.count < 2) return;
+    if (!options_.exploration.enabled || decision.count < 2 || ranked.pinned) return;
   }
   if (to_measure != 0) {
     for (uint16_t s = 1; s < decision.count; ++s) {
@@ -237,14 +280,23 @@ Explanation LearnedRouter::explain(const Problem& problem, const RoutingPolicy& 
       if (model) model->covers(id, device_class, problem, &why);
       c.reason = fmt::format("plugin estimate: {}", why);
     }
-    if (slot > 0 && options_.exploration.enabled &&
+    if (slot > 0 && options_.exploration.enabled && !ranked.pinned &&
         ranked.measured[i] < options_.exploration.min_measurements) {
       c.reason += fmt::format("; to be explored ({} of {} runs measured here)", ranked.measured[i],
                               options_.exploration.min_measurements);
     }
     out.candidates.push_back(std::move(c));
   }
+  if (ranked.pinned) {
+    out.candidates.front().reason = "pinned by the operator (pfa-tune pin); otherwise " +
+                                    out.candidates.front().reason;
+  }
   if (!out.candidates.empty()) out.chosen = out.candidates.front().backend;
+  const auto pins = pins_snapshot();
+  const PinnedBackend* pin = find_pin(pins.get(), problem);
+  if (pin && pin->plugin < 0) {
+    out.router += fmt::format("; the pin to {} is ignored: no such backend is loaded", pin->backend);
+  }
   for (size_t i = 0; i < plugins_.size() && i < kMaxBackends; ++i) {
     char reason[512] = {0};
     if (eligible(*plugins_[i], problem, policy, reason, sizeof reason)) continue;
@@ -252,6 +304,9 @@ Explanation LearnedRouter::explain(const Problem& problem, const RoutingPolicy& 
     c.backend = plugins_[i]->name();
     c.eligible = false;
     c.reason = reason[0] ? reason : "not eligible";
+    if (pin && pin->plugin == static_cast<int>(i)) {
+      c.reason = "pinned by the operator, but not eligible, so the pin is ignored: " + c.reason;
+    }
     c.estimate = plugins_[i]->estimate(problem);
     c.predicted_cost = std::numeric_limits<double>::infinity();
     out.candidates.push_back(std::move(c));

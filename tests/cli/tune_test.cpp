@@ -301,3 +301,61 @@ TEST(PfaTuneTransfer, MalformedOrTruncatedFileRefusedStoreUntouched) {
 
 }  // namespace
 }  // namespace pfa::tune::testing
+
+namespace pfa::tune::testing {
+namespace {
+
+TEST(PfaTunePin, RouteAndExplainObeyThePinUntilUnpinned) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const std::string store = path.string();
+  auto route = [&] {
+    const auto r = run_tune({"--store", store, "--json", "route", "--shape", kShape}, dir);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out)["decision"].get<std::string>();
+  };
+  const std::string before = route();
+  const std::string other = before == "cpu_flash" ? "torch_sdpa" : "cpu_flash";
+  auto r = run_tune({"--store", store, "pin", "--shape", kShape, "--backend", other}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(route(), other);
+  r = run_tune({"--store", store, "--json", "explain", "--shape", kShape}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto e = nlohmann::json::parse(r.out);
+  EXPECT_EQ(e["pin"], other);
+  EXPECT_EQ(e["decision"], other);
+  EXPECT_NE(e["candidates"][0]["reason"].get<std::string>().find("pinned"), std::string::npos);
+  r = run_tune({"--store", store, "--json", "pins"}, dir);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["pins"].size(), 1u);
+  ASSERT_EQ(run_tune({"--store", store, "unpin", "--shape", kShape}, dir).status, 0);
+  EXPECT_EQ(route(), before);
+}
+
+TEST(PfaTunePin, BadPinsAreRefusedAndChangeNothing) {
+  TempDir dir;
+  const auto path = make_trained_store(dir);
+  const std::string store = path.string();
+  const std::string before = read_file(path);
+  const std::vector<std::vector<std::string>> cases = {
+      {"--store", store, "pin", "--shape", kShape, "--backend", "no_such_backend"},
+      {"--store", store, "pin", "--shape", "batch=1,heads_q=8,seqlen_q=0,head_dim=64", "--backend",
+       "cpu_flash"},
+      {"--store", store, "pin", "--shape", "batch=1,heads_q=8,seqlen_q=64,head_dim=64,size=3",
+       "--backend", "cpu_flash"},
+      {"--store", store, "unpin", "--shape", kShape},  // nothing pinned
+      {"--store", store, "export"},                    // no file named
+      {"--store", store, "export", (dir / "no-such-folder" / "x.pfatune").string()},
+      {"--store", store, "merge", "--out", (dir / "m.pfatune").string()},  // no inputs
+      {"--store", store, "doctor", "--frobnicate"},
+  };
+  for (const auto& args : cases) {
+    const auto r = run_tune(args, dir);
+    EXPECT_EQ(r.status, 2) << args[2] << ": " << r.err;
+    EXPECT_FALSE(r.err.empty()) << args[2];
+  }
+  EXPECT_EQ(read_file(path), before);
+  EXPECT_TRUE(store::Store(path).pins().empty());
+}
+
+}  // namespace
+}  // namespace pfa::tune::testing

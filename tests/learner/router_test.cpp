@@ -113,6 +113,50 @@ TEST(LearnedRouter, RoutesByTheModelOnceOneIsSet) {
   EXPECT_NE(huge.candidates[0].reason.find("outside the range"), std::string::npos);
 }
 
+TEST(LearnedRouter, ObeysPinsWhileEligibleAndNeverExploresThemAway) {
+  const PluginList plugins = test::make_plugins();
+  LearnedRouterOptions options;
+  options.exploration.epsilon = 0.5;  // plenty of exploration that a pin must withstand
+  LearnedRouter router(plugins, options);
+  router.set_model(trained_model());
+  const Problem big = make_problem(4, 16, 16, 4096, 4096, 128, PFA_DTYPE_FP32, false);
+  const Problem other = make_problem(4, 16, 16, 2048, 2048, 128, PFA_DTYPE_FP32, false);
+  Decision d;
+  router.choose(big, kLatency, d);  // cached before the pin: the pin must invalidate it
+  store::Pin pin{.problem = big, .backend = "alpha"};
+  pin.problem.layout = PFA_LAYOUT_BHSD;  // layout does not matter to a pin
+  router.set_pins(std::span<const store::Pin>(&pin, 1));
+  for (int i = 0; i < 200; ++i) {
+    router.choose(big, kLatency, d);
+    ASSERT_EQ(d.order[0], kAlpha);
+    EXPECT_FALSE(d.explored);
+    EXPECT_EQ(d.count, 3);  // the others stay as fallbacks
+  }
+  const auto e = router.explain(big, kLatency);
+  EXPECT_EQ(e.chosen, "alpha");
+  EXPECT_NE(e.candidates[0].reason.find("pinned"), std::string::npos) << e.candidates[0].reason;
+  // Another shape is not pinned.
+  EXPECT_EQ(router.explain(other, kLatency).candidates[0].reason.find("pinned"), std::string::npos);
+
+  // A pinned backend that cannot serve the problem is passed over, and explain says so.
+  const Problem d256 = make_problem(1, 8, 8, 512, 512, 256, PFA_DTYPE_FP32, false);
+  const store::Pin pins[] = {{.problem = big, .backend = "alpha"},
+                             {.problem = d256, .backend = "gamma"}};
+  router.set_pins(pins);
+  router.choose(d256, kLatency, d);
+  EXPECT_NE(d.order[0], kGamma);
+  const auto e256 = router.explain(d256, kLatency);
+  EXPECT_NE(e256.candidates.back().reason.find("pin is ignored"), std::string::npos);
+
+  // Unpinned: the model decides again.
+  router.set_pins({});
+  LearnedRouter plain(plugins, no_exploration());
+  plain.set_model(router.model(Objective::latency));
+  Decision expected;
+  plain.choose(big, kLatency, expected);
+  EXPECT_EQ(router.explain(big, kLatency).chosen, plugins[expected.order[0]]->name());
+}
+
 TEST(LearnedRouter, CachedDecisionAllocatesNothingAndIsFast) {
   const PluginList plugins = test::make_plugins();
   LearnedRouter router(plugins);  // exploration on: the hit path includes its checks

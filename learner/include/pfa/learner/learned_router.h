@@ -17,13 +17,16 @@
 #include <pfa/learner/exploration.h>
 #include <pfa/learner/ranking.h>
 #include <pfa/router.h>
+#include <pfa/store/pin.h>
 
 #include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace pfa::learner {
 
@@ -71,6 +74,11 @@ class LearnedRouter final : public Router {
   void clear_model(Objective objective);
   std::shared_ptr<const CostModel> model(Objective objective) const;
 
+  // Operator overrides (the store's pins table): a problem matching a pin goes to the pinned
+  // backend first, unexplored, while that backend is eligible; the ranking follows it as
+  // fallbacks. Replaces the previous pins; safe while calls continue.
+  void set_pins(std::span<const store::Pin> pins);
+
   RouterStats stats() const noexcept;
   const LearnedRouterOptions& options() const noexcept { return options_; }
 
@@ -93,6 +101,15 @@ class LearnedRouter final : public Router {
   // ThreadSanitizer rightly flags.)
   mutable std::mutex models_mutex_;
   std::shared_ptr<const ModelState> models_[3];
+  struct PinnedBackend {
+    Problem problem;
+    std::string backend;
+    int plugin = -1;  // index into the plugin list; -1 when no such plugin is loaded
+  };
+  std::shared_ptr<const std::vector<PinnedBackend>> pins_;  // under models_mutex_
+  const PinnedBackend* find_pin(const std::vector<PinnedBackend>* pins,
+                                const Problem& problem) const noexcept;
+  std::shared_ptr<const std::vector<PinnedBackend>> pins_snapshot() const noexcept;
   std::atomic<uint64_t> generation_{1};
   DecisionCache cache_;
   ExplorationBudget budget_;
