@@ -348,11 +348,14 @@ Report check_plugin(const fs::path& plugin_file, const Options& options) {
   // --- refused_calls_leave_output: run() on problems supports() refused, with real host tensors.
   start = Clock::now();
   {
-    // One refused problem per distinct reason, small enough to allocate.
+    // One refused problem per distinct reason, small enough to allocate. CPU problems only: the
+    // tensors are host memory, and a plugin that launched device work on them anyway could take
+    // the process down instead of failing a check.
     std::vector<size_t> picks;
     std::map<std::string, bool> reasons_seen;
-    for (size_t i = 0; i < refused.size() && picks.size() < 4; ++i) {
+    for (size_t i = 0; cpu && i < refused.size() && picks.size() < 4; ++i) {
       const Problem& p = refused[i];
+      if (p.device_type != kDLCPU) continue;
       const double elements = double(p.batch) * (p.heads_q * p.seqlen_q * 2.0 + p.heads_kv * p.seqlen_k * 2.0) * p.head_dim;
       if (elements > 4e6 || reasons_seen[refused_reasons[i]]) continue;
       reasons_seen[refused_reasons[i]] = true;
@@ -379,7 +382,8 @@ Report check_plugin(const fs::path& plugin_file, const Options& options) {
       }
     }
     if (picks.empty()) {
-      rec.add("refused_calls_leave_output", Outcome::skip, "no refused problem small enough to try", start);
+      rec.add("refused_calls_leave_output", Outcome::skip,
+              cpu ? "no refused CPU problem small enough to try" : no_cpu, start);
     } else {
       if (!problems.empty()) {
         rec.add("refused_calls_leave_output", Outcome::fail, join_first(problems, 2), start);
