@@ -145,6 +145,11 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
                 "the problem asks for the log-sum-exp but no lse tensor was passed");
   }
   Context& ctx = ctx_of(context);
+  // A refused problem is refused here too, before anything is written.
+  char reason[256] = {0};
+  if (supports(context, args->problem, reason, sizeof reason) != PFA_STATUS_OK) {
+    return fail(PFA_STATUS_UNSUPPORTED, message, capacity, reason);
+  }
   double measured = -1;
   try {
     const auto params = plugin::params_from_args(*args);
@@ -193,7 +198,11 @@ pfa_status device_info(pfa_context* context, int32_t device_type, int32_t device
     return PFA_STATUS_UNSUPPORTED;
   }
   const Context& ctx = ctx_of(context);
-  write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  // An older host passes a shorter struct: write only the fields it has room for.
+  if (PFA_STRUCT_HAS(info, pfa_device_info, name)) {
+    write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  }
+  if (!PFA_STRUCT_HAS(info, pfa_device_info, detail)) return PFA_STATUS_OK;
   write_message(info->detail, sizeof info->detail, "oneTBB %d threads, FAVOR+ %lld features",
                 ctx.threads, static_cast<long long>(ctx.config.features));
   return PFA_STATUS_OK;

@@ -149,10 +149,12 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
     return fail(PFA_STATUS_INVALID_ARGUMENT, message, capacity,
                 "run() needs a context, a problem and q, k, v, out");
   }
-  if (args->problem->want_lse) {
-    return fail(PFA_STATUS_UNSUPPORTED, message, capacity, "quantum does not return the LSE");
-  }
   const Context& ctx = ctx_of(context);
+  // A refused problem is refused here too, before anything is written.
+  char reason[256] = {0};
+  if (supports(context, args->problem, reason, sizeof reason) != PFA_STATUS_OK) {
+    return fail(PFA_STATUS_UNSUPPORTED, message, capacity, reason);
+  }
   double measured = -1;
   try {
     const auto params = plugin::params_from_args(*args);
@@ -190,7 +192,11 @@ pfa_status device_info(pfa_context* context, int32_t device_type, int32_t device
     return PFA_STATUS_UNSUPPORTED;
   }
   const Context& ctx = ctx_of(context);
-  write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  // An older host passes a shorter struct: write only the fields it has room for.
+  if (PFA_STRUCT_HAS(info, pfa_device_info, name)) {
+    write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  }
+  if (!PFA_STRUCT_HAS(info, pfa_device_info, detail)) return PFA_STATUS_OK;
   write_message(info->detail, sizeof info->detail,
                 "oneTBB %d threads, state-vector simulator %d qubits", ctx.threads,
                 ctx.config.qubits);

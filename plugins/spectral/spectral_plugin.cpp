@@ -213,7 +213,11 @@ pfa_status device_info(pfa_context* context, int32_t device_type, int32_t device
     return PFA_STATUS_UNSUPPORTED;
   }
   const Context& ctx = ctx_of(context);
-  write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  // An older host passes a shorter struct: write only the fields it has room for.
+  if (PFA_STRUCT_HAS(info, pfa_device_info, name)) {
+    write_message(info->name, sizeof info->name, "%s", ctx.cpu_name.c_str());
+  }
+  if (!PFA_STRUCT_HAS(info, pfa_device_info, detail)) return PFA_STATUS_OK;
   write_message(info->detail, sizeof info->detail, "oneTBB %d threads, KissFFT, %s", ctx.threads,
                 ctx.fnet ? "fnet" : "lowpass");
   return PFA_STATUS_OK;
