@@ -52,6 +52,7 @@ void add_explain_command(CLI::App& app, Context& context);
 void add_doctor_command(CLI::App& app, Context& context);
 void add_transfer_commands(CLI::App& app, Context& context);  // export, import, merge
 void add_pin_commands(CLI::App& app, Context& context);       // pin, unpin, pins
+void add_report_command(CLI::App& app, Context& context);
 
 // Splits "a,b,c" into its non-empty parts.
 std::vector<std::string> split_list(const std::string& text);

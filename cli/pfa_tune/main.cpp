@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   pfa::tune::add_doctor_command(app, context);
   pfa::tune::add_transfer_commands(app, context);
   pfa::tune::add_pin_commands(app, context);
+  pfa::tune::add_report_command(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
