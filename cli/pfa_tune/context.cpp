@@ -16,7 +16,14 @@ std::filesystem::path Context::resolved_store_path() const {
 }
 
 std::unique_ptr<store::Store> Context::open_store() const {
-  return std::make_unique<store::Store>(resolved_store_path());
+  try {
+    return std::make_unique<store::Store>(resolved_store_path());
+  } catch (const Error& e) {
+    // A store that cannot be opened (not a pfa store, a newer schema, a folder, no such folder)
+    // is the operator's input to fix: exit status 2, like any other bad argument.
+    if (e.code() != ErrorCode::store) throw;
+    throw Error(ErrorCode::invalid_argument, e.what());
+  }
 }
 
 std::unique_ptr<store::Store> Context::open_existing_store() const {

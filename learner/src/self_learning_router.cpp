@@ -11,6 +11,11 @@ class SelfLearningRouter final : public Router {
       : router_(plugins, options.router) {
     const auto path =
         options.store_path.empty() ? store::Store::default_path() : options.store_path;
+    {
+      // The operator's pins as they are now (`pfa-tune pin` takes effect at the next start).
+      const store::Store store(path);
+      router_.set_pins(store.pins());
+    }
     learner_ = std::make_unique<BackgroundLearner>(path, router_, std::move(options.learner));
     if (options.learn_in_background) learner_->start();
   }

@@ -171,8 +171,7 @@ TEST(PfaTuneBadInput, ForeignOrNewerStoreRefusedUnchanged) {
           std::vector<std::string>{"--store", path.string(), "stats"},
           std::vector<std::string>{"--store", path.string(), "train"}}) {
       const auto r = run_tune(args, dir);
-      EXPECT_NE(r.status, 0) << path << args[2];
-      EXPECT_FALSE(r.err.empty());
+      expect_refused(r, 2);
       EXPECT_EQ(read_file(path), before) << path << args[2];
     }
   }

@@ -263,5 +263,25 @@ TEST(SelfLearningRouter, BuildsFromTheStoreForTheEngine) {
   EXPECT_NE(e.router.find("trained on"), std::string::npos);
 }
 
+TEST(SelfLearningRouter, ObeysTheStoresPins) {
+  TempStore temp;
+  const Problem big = make_problem(2, 16, 16, 2048, 2048, 128, PFA_DTYPE_FP32, false);
+  {
+    store::Store db(temp.path());
+    db.insert(test::make_records(100, 2, 72));
+    train_from_store(db);
+    db.pin({.problem = big, .backend = "gamma"});
+  }
+  const PluginList plugins = test::make_plugins();
+  SelfLearningOptions options;
+  options.store_path = temp.path();
+  options.learn_in_background = false;
+  auto router = self_learning_router(options)(plugins);
+  Decision d;
+  router->choose(big, RoutingPolicy{}, d);
+  EXPECT_EQ(plugins[d.order[0]]->name(), "gamma");
+  EXPECT_EQ(router->explain(big, RoutingPolicy{}).chosen, "gamma");
+}
+
 }  // namespace
 }  // namespace pfa::learner

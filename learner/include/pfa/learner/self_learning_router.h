@@ -25,7 +25,7 @@ struct SelfLearningOptions {
   bool learn_in_background = true;   // false: load the active models once, never retrain
 };
 
-// For EngineOptions::make_router. The router it builds loads the store's active models, starts the
+// For EngineOptions::make_router. The router it builds loads the store's pins and active models, starts the
 // background learner (if asked), and stops the learner before it goes away. Throws
 // pfa::Error(store) when the store cannot be opened.
 std::function<std::shared_ptr<Router>(const PluginList&)> self_learning_router(
