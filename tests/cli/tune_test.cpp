@@ -161,20 +161,32 @@ TEST(PfaTuneBadInput, MissingStoreIsNotCreatedByReadingCommands) {
 TEST(PfaTuneBadInput, ForeignOrNewerStoreRefusedUnchanged) {
   TempDir dir;
   const auto newer = make_trained_store(dir);
+  const auto file = dir / "runs.pfatune";
+  ASSERT_EQ(run_tune({"--store", newer.string(), "export", file.string()}, dir).status, 0);
   set_user_version(newer, store::kSchemaVersion + 1);
   const auto text = dir / "notes.txt";
   std::ofstream(text) << "not a database at all, just some words for the header check\n";
   for (const auto& path : {newer, text}) {
     const std::string before = read_file(path);
+    const std::string s = path.string();
     for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"--store", path.string(), "explain", "--shape", kShape},
-          std::vector<std::string>{"--store", path.string(), "stats"},
-          std::vector<std::string>{"--store", path.string(), "train"}}) {
+         {std::vector<std::string>{"--store", s, "explain", "--shape", kShape},
+          std::vector<std::string>{"--store", s, "route", "--shape", kShape},
+          std::vector<std::string>{"--store", s, "stats"},
+          std::vector<std::string>{"--store", s, "train"},
+          std::vector<std::string>{"--store", s, "export", (dir / "out.pfatune").string()},
+          std::vector<std::string>{"--store", s, "import", file.string()},
+          std::vector<std::string>{"--store", s, "pin", "--shape", kShape, "--backend", "cpu_flash"},
+          std::vector<std::string>{"--store", s, "unpin", "--shape", kShape},
+          std::vector<std::string>{"--store", s, "pins"},
+          std::vector<std::string>{"--store", s, "report", "--out", (dir / "r").string()}}) {
       const auto r = run_tune(args, dir);
       expect_refused(r, 2);
       EXPECT_EQ(read_file(path), before) << path << args[2];
     }
   }
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.pfatune"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "r"));
 }
 
 }  // namespace
