@@ -4,6 +4,7 @@
 // (another fingerprint) is stored as `imported`: it stays for reference and export, and teaches
 // routing nothing unless training is asked to (`pfa-tune train --allow-foreign`). Import and merge
 // dedupe on each record's content hash, so doing either twice adds nothing.
+#include "../common/progress.h"
 #include "context.h"
 #include "tuning_file.h"
 
@@ -15,9 +16,22 @@
 #include <set>
 #include <unordered_set>
 
+#include <unistd.h>
+
 namespace pfa::tune {
 
 namespace {
+
+constexpr int64_t kProgressChunk = 10000;  // records per progress step
+
+// Progress in chunks of records, on a terminal only (a plain line per chunk would flood a log).
+std::unique_ptr<cli::Progress> chunk_progress(const Context& context, const char* label,
+                                              int64_t records) {
+  const bool show = !context.quiet && !context.json && isatty(STDERR_FILENO) &&
+                    records >= 2 * kProgressChunk;
+  if (!show) return nullptr;
+  return std::make_unique<cli::Progress>(label, static_cast<size_t>(records / kProgressChunk));
+}
 
 // The device names this machine's plugins report: a record of any other device is foreign.
 std::set<std::string> local_device_names(const Engine& engine) {
@@ -54,7 +68,15 @@ void run_import(const Context& context, const std::string& file) {
   const auto local = local_device_names(*engine);
   const auto store = context.open_store();
   std::unordered_set<std::string> seen;
-  store->for_each_record({}, [&](const store::ExecutionRecord& r) { seen.insert(content_hash(r)); });
+  {
+    const auto progress = chunk_progress(context, "reading the store", store->count());
+    int64_t n = 0;
+    store->for_each_record({}, [&](const store::ExecutionRecord& r) {
+      seen.insert(content_hash(r));
+      if (progress && ++n % kProgressChunk == 0) progress->step(std::to_string(n));
+    });
+    if (progress) progress->finish();
+  }
   std::vector<store::ExecutionRecord> added;
   size_t duplicates = 0, foreign = 0;
   for (auto r : incoming) {
