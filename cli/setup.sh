@@ -5,7 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(cmake ninja-build g++ git libtorch-dev libxgboost-dev libtbb-dev libboost-dev
           libsqlite3-dev libdlpack-dev libgtest-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-          libopenblas0-pthread libkissfft-dev clang libclang-rt-14-dev python3-torch)
+          libopenblas0-pthread libkissfft-dev clang libclang-rt-14-dev python3-torch
+          chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -140,6 +140,7 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
     pfa_run_result result{};
     result.struct_size = sizeof result;
     result.energy_j = -1;
+    result.measured_rel_error = -1;
     char message[512] = {0};
     const int64_t t0 = now_ns();
     pfa_status status = plugin.run(args, result, message, sizeof message);
@@ -159,6 +160,7 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
     report.simulated = plugin.simulated();
     report.approximate = plugin.approximate();
     report.error_estimate = result.error_estimate;
+    report.measured_rel_error = result.measured_rel_error;
     report.explored = slot == 0 && decision.explored;
     report.attempts = attempts;
     std::memcpy(report.detail.data(), result.detail, sizeof result.detail);

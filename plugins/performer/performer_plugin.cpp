@@ -178,6 +178,9 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
       estimate(context, args->problem, &prior, nullptr, 0);
       result->error_estimate = measured >= 0 ? measured : prior.rel_error;
     }
+    if (PFA_STRUCT_HAS(result, pfa_run_result, measured_rel_error)) {
+      result->measured_rel_error = measured;
+    }
     if (PFA_STRUCT_HAS(result, pfa_run_result, detail)) {
       write_message(result->detail, sizeof result->detail, "favor+ m=%lld%s",
                     static_cast<long long>(ctx.config.features),

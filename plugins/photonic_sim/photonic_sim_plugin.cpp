@@ -224,6 +224,9 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
       result->energy_j = cost.energy.total_j();
       result->energy_measured = 0;
       result->error_estimate = measured.rows > 0 ? measured.rel_error : expected_error(c);
+      if (PFA_STRUCT_HAS(result, pfa_run_result, measured_rel_error)) {
+        result->measured_rel_error = measured.rows > 0 ? measured.rel_error : -1.0;
+      }
       write_message(result->detail, sizeof result->detail, "%s dac%d adc%d%s%s",
                     c.device->params().name.c_str(), c.device->config().dac_bits,
                     c.device->config().adc_bits, c.device->calibrated() ? " cal" : " uncal",

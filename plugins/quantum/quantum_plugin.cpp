@@ -172,6 +172,9 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
     if (PFA_STRUCT_HAS(result, pfa_run_result, error_estimate)) {
       result->error_estimate = measured >= 0 ? measured : research::qsann_expected_error();
     }
+    if (PFA_STRUCT_HAS(result, pfa_run_result, measured_rel_error)) {
+      result->measured_rel_error = measured;
+    }
     if (PFA_STRUCT_HAS(result, pfa_run_result, detail)) {
       write_message(result->detail, sizeof result->detail, "qsann n=%d depth=%d shots=%lld",
                     ctx.config.qubits, ctx.config.depth,

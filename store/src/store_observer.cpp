@@ -167,7 +167,7 @@ void StoreObserver::fill_record(const Execution& e, ExecutionRecord& r) noexcept
   r.wall_s = report.latency_s;
   r.energy_j = report.energy_j;
   r.energy_measured = report.energy_measured;
-  r.rel_error = -1;  // the engine does not compare against a reference
+  r.rel_error = report.measured_rel_error;  // measured by the backend on this call's data, or -1
   r.error_estimate = report.error_estimate;
   r.ok = ok;
   if (ok) {

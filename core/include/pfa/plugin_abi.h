@@ -38,7 +38,7 @@
 #include <dlpack/dlpack.h>
 
 #define PFA_ABI_VERSION_MAJOR 1u
-#define PFA_ABI_VERSION_MINOR 0u
+#define PFA_ABI_VERSION_MINOR 1u
 #define PFA_PLUGIN_ENTRY_SYMBOL "pfa_plugin_entry"
 
 #ifdef __cplusplus
@@ -124,6 +124,10 @@ typedef struct pfa_run_result {
   int32_t energy_measured;   /* 1 when energy_j is a measurement, 0 when it is modelled */
   double error_estimate;     /* expected relative output error (0 for exact backends) */
   char detail[64];           /* which internal path ran, e.g. "avx512", "math", "sm90a" */
+  /* Since ABI 1.1. Relative error against exact attention measured on this call's own data
+   * (sampled rows when large), or < 0 when not measured. Write it only when PFA_STRUCT_HAS says
+   * the host's struct has it. */
+  double measured_rel_error;
 } pfa_run_result;
 
 /* An analytic prior for the router's cold start (roofline or device model). */

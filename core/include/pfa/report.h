@@ -15,6 +15,7 @@ struct Report {
   bool simulated = false;        // the cost figures are modelled, not measured
   bool approximate = false;      // the backend is approximate by design
   double error_estimate = 0;     // expected relative error of the output
+  double measured_rel_error = -1;  // error measured on this call's data by the backend, < 0 if not
   bool explored = false;         // the router chose this backend to learn, not because it predicted best
   int attempts = 1;              // backends tried, including ones that failed before this one
   std::array<char, 64> detail{}; // the backend's own word on which path ran
