@@ -29,12 +29,13 @@ namespace pfa::learner {
 
 struct FitOptions {
   Objective objective = Objective::latency;
-  // Shallow trees and a small step, as AutoTVM's cost model: measured runs on a shared machine are
-  // noisy (10x outliers), and on held-out shapes of real CPU runs depth 3 / eta 0.1 / 60 rounds
-  // routed best of a sweep over depth 3-6, eta 0.1-0.3, 60-200 rounds (share of oracle 0.990 vs
-  // 0.927-0.980), while synthetic shapes lost nothing (0.998).
-  int rounds = 60;
-  int max_depth = 3;
+  // Depth 6, eta 0.1, 200 rounds. On the quiet machine (bench/router/router_quality.sh, 240
+  // training shapes, 60 unseen), depth 3 / 60 rounds could not carve out the few short-query
+  // shapes where LibTorch beats cpu_flash and routed exactly like "always cpu_flash" (0.969-0.981);
+  // depth 6 routed 0.988-1.000 in four runs, above every fixed backend and the best threshold rule.
+  // (An earlier sweep on runs from a heavily loaded machine had favoured depth 3: noise, not signal.)
+  int rounds = 200;
+  int max_depth = 6;
   double eta = 0.1;
   double min_child_weight = 1.0;
   // One thread by default: training runs beside the application's own work, and on a busy machine
