@@ -29,11 +29,11 @@ namespace pfa::learner {
 
 struct FitOptions {
   Objective objective = Objective::latency;
-  // Depth 6, eta 0.1, 200 rounds. On the quiet machine (bench/router/router_quality.sh, 240
-  // training shapes, 60 unseen), depth 3 / 60 rounds could not carve out the few short-query
-  // shapes where LibTorch beats cpu_flash and routed exactly like "always cpu_flash" (0.969-0.981);
-  // depth 6 routed 0.988-1.000 in four runs, above every fixed backend and the best threshold rule.
-  // (An earlier sweep on runs from a heavily loaded machine had favoured depth 3: noise, not signal.)
+  // Depth 6, eta 0.1, 200 rounds. Retrained on one quiet-machine store of
+  // bench/router/router_quality.sh, depth 3 / 60 rounds routed exactly like "always cpu_flash"
+  // (0.969-0.981) while depth 6 routed 0.988-1.000 over four evaluations. On two further fresh
+  // benches both depths still picked cpu_flash everywhere (0.946, 0.949): the few short-query shapes
+  // where LibTorch wins are too sparse and too noisy in 240 training shapes. See bench/NOTES.md.
   int rounds = 200;
   int max_depth = 6;
   double eta = 0.1;
