@@ -29,6 +29,24 @@ inline pfa_status fail(pfa_status status, char* message, size_t capacity, const 
   return status;
 }
 
+// The body of a plugin's pfa_plugin_entry: refuses a host of another ABI major version (saying
+// both versions) and otherwise hands out `table`.
+inline pfa_status hand_out_table(const pfa_host_info* host, const pfa_plugin_api** api,
+                                 const pfa_plugin_api& table, char* message, size_t capacity) {
+  if (host == nullptr || api == nullptr) {
+    return fail(PFA_STATUS_INVALID_ARGUMENT, message, capacity,
+                "pfa_plugin_entry needs host info and a place for the table");
+  }
+  const bool has_major = PFA_STRUCT_HAS(host, pfa_host_info, abi_major);
+  if (!has_major || host->abi_major != PFA_ABI_VERSION_MAJOR) {
+    write_message(message, capacity, "%s speaks plugin ABI %u.x; the host speaks %u.x", table.name,
+                  PFA_ABI_VERSION_MAJOR, has_major ? host->abi_major : 0u);
+    return PFA_STATUS_ABI_MISMATCH;
+  }
+  *api = &table;
+  return PFA_STATUS_OK;
+}
+
 inline kernels::DType to_kernel_dtype(int32_t dtype) { return static_cast<kernels::DType>(dtype); }
 
 // Copies pointers, sizes and strides out of the ABI tensors. The host has validated them already.

@@ -235,17 +235,5 @@ const pfa_plugin_api kApi = {
 
 PFA_PLUGIN_EXPORT pfa_status pfa_plugin_entry(const pfa_host_info* host, const pfa_plugin_api** api,
                                               char* message, size_t capacity) {
-  if (host == nullptr || api == nullptr) {
-    return pfa::plugin::fail(PFA_STATUS_INVALID_ARGUMENT, message, capacity,
-                             "pfa_plugin_entry needs host info and a place for the table");
-  }
-  if (!PFA_STRUCT_HAS(host, pfa_host_info, abi_major) || host->abi_major != PFA_ABI_VERSION_MAJOR) {
-    pfa::plugin::write_message(message, capacity,
-                               "performer speaks plugin ABI %u.x; the host speaks %u.x",
-                               PFA_ABI_VERSION_MAJOR,
-                               PFA_STRUCT_HAS(host, pfa_host_info, abi_major) ? host->abi_major : 0u);
-    return PFA_STATUS_ABI_MISMATCH;
-  }
-  *api = &pfa::performer_plugin::kApi;
-  return PFA_STATUS_OK;
+  return pfa::plugin::hand_out_table(host, api, pfa::performer_plugin::kApi, message, capacity);
 }

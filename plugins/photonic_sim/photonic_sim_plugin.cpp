@@ -286,11 +286,5 @@ const pfa_plugin_api kApi = {
 PFA_PLUGIN_EXPORT pfa_status pfa_plugin_entry(const pfa_host_info* host,
                                               const pfa_plugin_api** api, char* message,
                                               size_t capacity) {
-  if (host == nullptr || host->abi_major != PFA_ABI_VERSION_MAJOR) {
-    write_message(message, capacity, "photonic_sim: built for plugin ABI %u, host has %u",
-                  PFA_ABI_VERSION_MAJOR, host ? host->abi_major : 0u);
-    return PFA_STATUS_ABI_MISMATCH;
-  }
-  *api = &kApi;
-  return PFA_STATUS_OK;
+  return pfa::plugin::hand_out_table(host, api, kApi, message, capacity);
 }
