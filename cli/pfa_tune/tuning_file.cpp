@@ -109,7 +109,8 @@ nlohmann::json record_to_json(const store::ExecutionRecord& r) {
           {"status", r.status},
           {"approximate", r.approximate},
           {"wall_s", real(r.wall_s)},
-          {"detail", store::text(r.detail)}};
+          {"detail", store::text(r.detail)},
+          {"ranks", ranks_of(p)}};
 }
 
 store::ExecutionRecord record_from_json(const nlohmann::json& j) {
@@ -132,6 +133,8 @@ store::ExecutionRecord record_from_json(const nlohmann::json& j) {
   p.softmax_scale = static_cast<float>(number(j, "softmax_scale"));
   p.device_type = static_cast<int32_t>(integer(j, "device_type", 0, 1 << 16));
   p.device_id = static_cast<int32_t>(integer(j, "device_id", 0, 1 << 16));
+  // Files written before split problems existed have no "ranks": one device.
+  p.ranks = j.contains("ranks") ? static_cast<int32_t>(integer(j, "ranks", 1, 4096)) : 1;
   if (p.heads_q % p.heads_kv != 0) throw bad("'heads_q' is not a multiple of 'heads_kv'");
   text_field(j, "backend", r.backend, true);
   text_field(j, "backend_version", r.backend_version, false);

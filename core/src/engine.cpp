@@ -92,6 +92,11 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
                   fmt::format("backend '{}' does not serve {} tensors", plugin.name(),
                               device_name(problem.device_type)));
     }
+    if (ranks_of(problem) > 1 && !plugin.distributed()) {
+      throw Error(ErrorCode::unsupported,
+                  fmt::format("backend '{}' serves one device only; this problem is split over {} "
+                              "ranks", plugin.name(), problem.ranks));
+    }
     if (!plugin.supports(problem, reason, sizeof reason)) {
       throw Error(ErrorCode::unsupported,
                   fmt::format("backend '{}' does not serve {}: {}", plugin.name(),
@@ -121,6 +126,10 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
   args.out = &call.out.tensor;
   args.lse = call.has_lse ? &call.lse.tensor : nullptr;
   args.stream = options.stream;
+  args.communicator = options.communicator;
+  // Every rank of a split problem must run the same backend: no fallback to a second candidate,
+  // which the other ranks would not take.
+  if (ranks_of(problem) > 1 && decision.count > 1) decision.count = 1;
 
   char failures[2048] = {0};
   size_t failures_used = 0;

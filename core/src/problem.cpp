@@ -27,7 +27,22 @@ Problem make_problem(int64_t batch, int64_t heads_q, int64_t heads_kv, int64_t s
   p.softmax_scale = head_dim > 0 ? 1.0f / std::sqrt(static_cast<float>(head_dim)) : 1.0f;
   p.device_type = kDLCPU;
   p.device_id = 0;
+  p.ranks = 1;
   return p;
+}
+
+int32_t ranks_of(const Problem& problem) noexcept {
+  return PFA_STRUCT_HAS(&problem, pfa_problem, ranks) && problem.ranks > 1 ? problem.ranks : 1;
+}
+
+Problem global_problem(const Problem& problem) noexcept {
+  Problem g = problem;
+  const int32_t n = ranks_of(problem);
+  g.struct_size = sizeof(Problem);
+  g.seqlen_q = problem.seqlen_q * n;
+  g.seqlen_k = problem.seqlen_k * n;
+  g.ranks = 1;
+  return g;
 }
 
 const char* dtype_name(int32_t dtype) noexcept {
@@ -112,6 +127,14 @@ Problem parse_problem(std::string_view text) {
     else if (key == "dtype") p.dtype = parse_dtype(value);
     else if (key == "causal") p.causal = parse_int(key, value) != 0;
     else if (key == "lse") p.want_lse = parse_int(key, value) != 0;
+    else if (key == "ranks") {
+      const int64_t n = parse_int(key, value);
+      if (n < 1 || n > 4096) {
+        throw Error(ErrorCode::invalid_argument,
+                    fmt::format("shape field 'ranks' must be between 1 and 4096 (got {})", n));
+      }
+      p.ranks = static_cast<int32_t>(n);
+    }
     else if (key == "scale") {
       float scale = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), scale);
@@ -136,7 +159,7 @@ Problem parse_problem(std::string_view text) {
       throw Error(ErrorCode::invalid_argument,
                   fmt::format("unknown shape field '{}' (known: batch, heads_q, heads_kv, "
                               "seqlen_q, seqlen_k, head_dim, dtype, causal, device, layout, lse, "
-                              "scale)", key));
+                              "scale, ranks)", key));
     }
   }
   if (!have_kv_heads) p.heads_kv = p.heads_q;
@@ -160,14 +183,19 @@ Problem parse_problem(std::string_view text) {
 }
 
 std::string to_string(const Problem& p) {
-  return fmt::format(
+  std::string text = fmt::format(
       "batch={},heads_q={},heads_kv={},seqlen_q={},seqlen_k={},head_dim={},dtype={},causal={},"
       "device={},layout={}",
       p.batch, p.heads_q, p.heads_kv, p.seqlen_q, p.seqlen_k, p.head_dim, dtype_name(p.dtype),
       p.causal, device_name(p.device_type), layout_name(p.layout));
+  if (ranks_of(p) > 1) text += fmt::format(",ranks={}", p.ranks);
+  return text;
 }
 
 double visible_pairs(const Problem& p) noexcept {
+  // A split problem: this rank's share of the whole sequence's pairs. The mirrored causal chunks
+  // give every rank exactly the same share (pfa/sequence_sharding.h).
+  if (const int32_t n = ranks_of(p); n > 1) return visible_pairs(global_problem(p)) / n;
   const double lq = static_cast<double>(p.seqlen_q), lk = static_cast<double>(p.seqlen_k);
   if (!p.causal) return lq * lk;
   // Row i sees max(0, i + s) keys with s = lk - lq + 1 (never more than lk, since i < lq).

@@ -24,6 +24,9 @@ bool eligible(const Plugin& plugin, const Problem& problem, const RoutingPolicy&
   if (!plugin.serves_device_type(problem.device_type)) {
     return say("does not serve this device type");
   }
+  if (ranks_of(problem) > 1 && !plugin.distributed()) {
+    return say("serves one device only; this problem is split over several");
+  }
   if (plugin.simulated() && !policy.what_if) {
     return say("simulated backend: competes only in what-if routing");
   }

@@ -209,6 +209,18 @@ void validate_call(const DLTensor& q, const DLTensor& k, const DLTensor& v, cons
   float scale = options.softmax_scale;
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(qs[3]));
   if (!std::isfinite(scale)) reject("softmax_scale must be finite");
+  if (options.ranks < 1) reject(fmt::format("ranks must be at least 1 (got {})", options.ranks));
+  if (options.ranks > 1) {
+    if (options.communicator == nullptr) {
+      reject(fmt::format("a problem split over {} ranks needs the group's communicator",
+                         options.ranks));
+    }
+    if (options.causal && (qs[1] != ks[1] || qs[1] % 2 != 0)) {
+      reject(fmt::format("a causal problem split over ranks needs equal, even shard lengths for q "
+                         "and k (two mirrored chunks each); got seqlen_q {} and seqlen_k {}",
+                         qs[1], ks[1]));
+    }
+  }
 
   call.has_lse = options.lse != nullptr;
   if (call.has_lse) {
@@ -263,6 +275,7 @@ void validate_call(const DLTensor& q, const DLTensor& k, const DLTensor& v, cons
   p.softmax_scale = scale;
   p.device_type = dev.device_type;
   p.device_id = dev.device_id;
+  p.ranks = options.ranks;
 }
 
 }  // namespace pfa::detail

@@ -23,7 +23,9 @@ namespace pfa::learner {
 
 namespace {
 
-constexpr int kMetaVersion = 1;
+// 2: the shape features gained log2_ranks (split problems); version-1 models have one column
+// fewer and must be retrained.
+constexpr int kMetaVersion = 2;
 constexpr const char* kMetaAttribute = "pfa_meta";
 // Single-row prediction config. "cache_id": 0 makes XGBoost 1.7 skip its per-DMatrix prediction
 // cache, which the proxy would otherwise pollute.
@@ -283,6 +285,13 @@ std::shared_ptr<const CostModel> CostModel::from_json(std::string_view json, int
       throw Error(ErrorCode::model,
                   fmt::format("the model's metadata version {} is newer than this pfa reads ({}): "
                               "upgrade pfa or retrain the model",
+                              meta.at("version").get<int>(), kMetaVersion));
+    }
+    if (meta.at("version").get<int>() < kMetaVersion) {
+      throw Error(ErrorCode::model,
+                  fmt::format("the model's metadata version {} predates this pfa's features "
+                              "(version {} added the rank count of split problems): retrain it "
+                              "with `pfa-tune train`",
                               meta.at("version").get<int>(), kMetaVersion));
     }
     model->objective_ = parse_objective(meta.at("objective").get<std::string>());

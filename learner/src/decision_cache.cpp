@@ -34,7 +34,8 @@ CacheKey make_cache_key(const Problem& p, const RoutingPolicy& policy) noexcept 
                (static_cast<uint64_t>(p.causal & 0xff) << 8) | static_cast<uint64_t>(p.want_lse & 0xff);
   k.words[5] = static_cast<uint64_t>(static_cast<uint32_t>(p.device_type)) << 32 |
                static_cast<uint32_t>(p.device_id);
-  k.words[6] = static_cast<uint64_t>(policy.objective) << 8 | (policy.what_if ? 1u : 0u);
+  k.words[6] = static_cast<uint64_t>(static_cast<uint32_t>(ranks_of(p))) << 32 |
+               static_cast<uint64_t>(policy.objective) << 8 | (policy.what_if ? 1u : 0u);
   k.words[7] = std::bit_cast<uint64_t>(policy.max_rel_error);
   uint64_t h = 0;
   for (uint64_t w : k.words) h = mix(h, w);

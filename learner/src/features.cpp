@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kShapeNames[kShapeFeatures] = {
     "log2_batch",    "log2_heads_q", "log2_heads_kv", "log2_gqa_ratio", "log2_seqlen_q",
     "log2_seqlen_k", "log2_head_dim", "log2_flops",   "log2_bytes",     "dtype",
-    "causal",        "want_lse",      "layout",       "device_type"};
+    "causal",        "want_lse",      "layout",       "device_type",    "log2_ranks"};
 
 float log2_of(double value) noexcept { return static_cast<float>(std::log2(std::max(value, 1.0))); }
 
@@ -64,6 +64,7 @@ void shape_features(const Problem& p, float* out) noexcept {
   out[11] = static_cast<float>(p.want_lse != 0);
   out[12] = static_cast<float>(p.layout);
   out[13] = static_cast<float>(p.device_type);
+  out[14] = log2_of(static_cast<double>(ranks_of(p)));
 }
 
 FeatureSpace::FeatureSpace(std::vector<std::string> backends, std::vector<std::string> device_classes)
@@ -126,6 +127,8 @@ uint64_t problem_hash(const Problem& p, std::string_view device_class) noexcept 
   for (int32_t v : {p.dtype, p.layout, p.causal, p.want_lse, p.device_type}) {
     h.add(static_cast<uint64_t>(static_cast<uint32_t>(v)));
   }
+  // Split problems hash their rank count too; one-device problems keep the hashes they always had.
+  if (const int32_t n = ranks_of(p); n > 1) h.add(static_cast<uint64_t>(n) | (1ull << 63));
   h.add(device_class);
   return h.h;
 }

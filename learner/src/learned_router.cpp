@@ -211,8 +211,11 @@ void LearnedRouter::choose(const Problem& problem, const RoutingPolicy& policy,
   uint32_t to_measure = 0;
   const uint32_t slot = cache_.find(key, generation, decision);
   const bool hit = slot != DecisionCache::kNoSlot;
+  // A split problem is never explored: every rank must pick the same backend, and a random or
+  // budget-dependent choice could differ between ranks.
+  const bool may_explore = options_.exploration.enabled && ranks_of(problem) == 1;
   if (hit) {
-    if (!options_.exploration.enabled || decision.count < 2) return;
+    if (!may_explore || decision.count < 2) return;
     to_measure = cache_.to_measure(slot);
   } else {
     misses_.fetch_add(1, std::memory_order_relaxed);
@@ -222,7 +225,7 @@ void LearnedRouter::choose(const Problem& problem, const RoutingPolicy& policy,
     decision = ranked.decision;
     to_measure = ranked.to_measure;
     cache_.insert(key, generation, decision, ranked.measured.data(), to_measure);
-    if (!options_.exploration.enabled || decision.count < 2 || ranked.pinned) return;
+    if (!may_explore || decision.count < 2 || ranked.pinned) return;
   }
   if (to_measure != 0) {
     for (uint16_t s = 1; s < decision.count; ++s) {

@@ -100,6 +100,12 @@ CREATE TABLE pins (
 PRAGMA user_version = 3;
 )sql";
 
+// Version 4: the rank count of problems split over several devices (1 for every older row).
+constexpr std::string_view kMigrationTo4 = R"sql(
+ALTER TABLE executions ADD COLUMN ranks INTEGER NOT NULL DEFAULT 1;
+PRAGMA user_version = 4;
+)sql";
+
 }  // namespace
 
 std::string_view schema_v1_script() noexcept { return kSchemaV1; }
@@ -108,6 +114,7 @@ std::string_view migration_script(int version) noexcept {
   switch (version) {
     case 2: return kMigrationTo2;
     case 3: return kMigrationTo3;
+    case 4: return kMigrationTo4;
     default: return {};
   }
 }

@@ -84,6 +84,7 @@ void for_each_column(Record& r, F&& f) {
   f("approximate", r.approximate);
   f("wall_s", r.wall_s);
   f("detail", r.detail);
+  f("ranks", r.problem.ranks);
 }
 
 template <class T>

@@ -69,4 +69,21 @@ inline uint16_t float_to_fp16(float f) {
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
 }
 
+// Element `offset` of a tensor of pfa_dtype code `dtype` (0 fp32, 1 fp16, 2 bf16), as a double.
+inline double load_element(const void* base, int32_t dtype, int64_t offset) {
+  if (dtype == 0) return static_cast<const float*>(base)[offset];
+  const uint16_t h = static_cast<const uint16_t*>(base)[offset];
+  return dtype == 1 ? fp16_to_float(h) : bf16_to_float(h);
+}
+
+// Stores `value` rounded to the tensor's dtype (codes as for load_element).
+inline void store_element(void* base, int32_t dtype, int64_t offset, double value) {
+  const float f = static_cast<float>(value);
+  if (dtype == 0) {
+    static_cast<float*>(base)[offset] = f;
+  } else {
+    static_cast<uint16_t*>(base)[offset] = dtype == 1 ? float_to_fp16(f) : float_to_bf16(f);
+  }
+}
+
 }  // namespace pfa::test

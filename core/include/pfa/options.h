@@ -33,6 +33,13 @@ struct AttentionOptions {
   double max_rel_error = 0.0;
   // Let simulated backends compete (what-if routing). Production routing leaves this off.
   bool what_if = false;
+  // Sequence parallelism: q, k, v and out hold this rank's shard of a sequence split over `ranks`
+  // devices (pfa/sequence_sharding.h says which rows), and `communicator` is the group's
+  // ncclComm_t. Every rank of the group makes the same call at the same time. Only backends that
+  // serve split problems are candidates, and there is no fallback between backends (all ranks must
+  // run the same one).
+  int ranks = 1;
+  void* communicator = nullptr;
 };
 
 }  // namespace pfa

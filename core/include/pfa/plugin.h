@@ -34,6 +34,11 @@ class Plugin {
   bool approximate() const noexcept { return api_->properties & PFA_PROP_APPROXIMATE; }
   bool simulated() const noexcept { return api_->properties & PFA_PROP_SIMULATED; }
   bool thread_safe() const noexcept { return api_->properties & PFA_PROP_THREAD_SAFE; }
+  // Serves problems split over several devices. Only a plugin built for ABI 1.2 or later can
+  // claim it: the bit meant nothing before, so an older plugin never gets a split problem.
+  bool distributed() const noexcept {
+    return api_->abi_minor >= 2 && (api_->properties & PFA_PROP_DISTRIBUTED);
+  }
   bool serves_device_type(int32_t dl_device_type) const noexcept;
   std::string device_types_text() const;  // "cpu,cuda"
 

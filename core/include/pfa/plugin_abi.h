@@ -28,6 +28,12 @@
  *    LSE of -infinity.
  *  - Scores are softmax_scale * (q . k); the host always passes the scale (1/sqrt(head_dim) unless
  *    the caller chose another).
+ *  - Since ABI 1.2, a problem may be split over `ranks` > 1 devices (sequence parallelism): each
+ *    rank calls run() with its own shard of q, k, v and out (seqlen_q and seqlen_k are the shard's
+ *    lengths) and the group's communicator (an ncclComm_t for CUDA) in pfa_run_args. Causal shards
+ *    hold two mirrored chunks each: with 2 * ranks chunks of equal length, rank r holds chunk r
+ *    followed by chunk 2 * ranks - 1 - r (pfa/sequence_sharding.h). Only backends that declare
+ *    PFA_PROP_DISTRIBUTED are ever given such a problem; a host older than 1.2 never sends one.
  */
 #ifndef PFA_PLUGIN_ABI_H
 #define PFA_PLUGIN_ABI_H
@@ -38,7 +44,7 @@
 #include <dlpack/dlpack.h>
 
 #define PFA_ABI_VERSION_MAJOR 1u
-#define PFA_ABI_VERSION_MINOR 1u
+#define PFA_ABI_VERSION_MINOR 2u
 #define PFA_PLUGIN_ENTRY_SYMBOL "pfa_plugin_entry"
 
 #ifdef __cplusplus
@@ -83,7 +89,8 @@ typedef enum pfa_layout {
 enum pfa_property_flags {
   PFA_PROP_APPROXIMATE = 1u << 0, /* output differs from exact attention by design */
   PFA_PROP_SIMULATED = 1u << 1,   /* latency/energy come from a model, not a measurement */
-  PFA_PROP_THREAD_SAFE = 1u << 2  /* run() may be called concurrently on one context */
+  PFA_PROP_THREAD_SAFE = 1u << 2, /* run() may be called concurrently on one context */
+  PFA_PROP_DISTRIBUTED = 1u << 3  /* serves problems split over several devices (ranks > 1) */
 };
 
 /* One attention problem: everything a backend needs to decide whether and how fast it can run. */
@@ -102,6 +109,9 @@ typedef struct pfa_problem {
   float softmax_scale;
   int32_t device_type; /* DLDeviceType: kDLCPU, kDLCUDA, ... */
   int32_t device_id;
+  /* Since ABI 1.2. Devices the sequence is split over (1 = one device; see the conventions above).
+   * A field the caller's struct lacks reads as 1. */
+  int32_t ranks;
 } pfa_problem;
 
 /* The tensors of one call. See the conventions at the top of this file. */
@@ -114,6 +124,9 @@ typedef struct pfa_run_args {
   DLTensor* out;
   DLTensor* lse;   /* NULL unless problem->want_lse */
   void* stream;    /* cudaStream_t on CUDA devices (NULL = default stream); unused on CPU */
+  /* Since ABI 1.2. The group's communicator when problem->ranks > 1 (ncclComm_t on CUDA), owned
+   * by the application; NULL otherwise. */
+  void* communicator;
 } pfa_run_args;
 
 /* What a backend reports about one run, beyond the output. The host times the call itself. */

@@ -23,21 +23,8 @@ struct Context {
   int runs = 0;
 };
 
-double load(const void* base, int32_t dtype, int64_t offset) {
-  if (dtype == PFA_DTYPE_FP32) return static_cast<const float*>(base)[offset];
-  const uint16_t h = static_cast<const uint16_t*>(base)[offset];
-  return dtype == PFA_DTYPE_FP16 ? pfa::test::fp16_to_float(h) : pfa::test::bf16_to_float(h);
-}
-
-void store(void* base, int32_t dtype, int64_t offset, double value) {
-  const float f = static_cast<float>(value);
-  if (dtype == PFA_DTYPE_FP32) {
-    static_cast<float*>(base)[offset] = f;
-  } else {
-    static_cast<uint16_t*>(base)[offset] =
-        dtype == PFA_DTYPE_FP16 ? pfa::test::float_to_fp16(f) : pfa::test::float_to_bf16(f);
-  }
-}
+using pfa::test::load_element;
+using pfa::test::store_element;
 
 pfa_status create(const pfa_host_info*, pfa_context** context, char* message, size_t capacity) {
   if (PFA_TEST_BEHAVIOUR == 3) {
@@ -95,7 +82,7 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
         for (int64_t j = 0; j < visible; ++j) {
           const int64_t ko = b * a.k_stride[0] + j * a.k_stride[1] + hk * a.k_stride[2];
           double dot = 0;
-          for (int64_t d = 0; d < a.head_dim; ++d) dot += load(a.q, dtype, qo + d) * load(a.k, dtype, ko + d);
+          for (int64_t d = 0; d < a.head_dim; ++d) dot += load_element(a.q, dtype, qo + d) * load_element(a.k, dtype, ko + d);
           scores[j] = dot * a.softmax_scale;
           m = std::max(m, scores[j]);
         }
@@ -104,9 +91,9 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
           double acc = 0;
           for (int64_t j = 0; j < visible; ++j) {
             const int64_t vo = b * a.v_stride[0] + j * a.v_stride[1] + hk * a.v_stride[2];
-            acc += scores[j] * load(a.v, dtype, vo + d);
+            acc += scores[j] * load_element(a.v, dtype, vo + d);
           }
-          store(a.out, dtype, oo + d,
+          store_element(a.out, dtype, oo + d,
                 PFA_TEST_BEHAVIOUR == 6 ? std::nan("") : visible ? acc / sum : 0.0);
         }
         if (a.lse) a.lse[(b * a.heads_q + h) * a.seqlen_q + i] = static_cast<float>(visible ? m + std::log(sum) : -INFINITY);

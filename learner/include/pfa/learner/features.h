@@ -22,13 +22,14 @@
 namespace pfa::learner {
 
 // Shape features every row starts with, in this order (names in shape_feature_names()).
-inline constexpr size_t kShapeFeatures = 14;
+inline constexpr size_t kShapeFeatures = 15;
 
 // "log2_batch", "log2_heads_q", ...: kShapeFeatures names.
 const char* const* shape_feature_names() noexcept;
 
 // Writes the kShapeFeatures shape features of `problem` into `out`: sizes in log2, the GQA ratio,
-// log2 of matrix FLOPs and of bytes moved, dtype, causal, want_lse, layout, device type.
+// log2 of matrix FLOPs and of bytes moved, dtype, causal, want_lse, layout, device type, and log2
+// of the ranks a split problem spans (its sizes are one rank's shard; its FLOPs one rank's share).
 void shape_features(const Problem& problem, float* out) noexcept;
 
 // The categorical vocabularies a model was trained with, and the full row layout:
