@@ -105,22 +105,6 @@ TEST(Sharding, MergingPartialSoftmaxesEqualsTheWhole) {
   for (int d = 0; d < D; ++d) EXPECT_NEAR(acc[d], whole[d], 1e-12);
 }
 
-// A rank's shard of a whole-sequence tensor [batch, L, heads, dim], in the mirrored layout.
-test::HostTensor shard_of(const test::HostTensor& whole, int ranks, int rank) {
-  const auto& sh = whole.shape();
-  const int64_t shard = sh[1] / ranks;
-  test::HostTensor out(whole.dtype(), {sh[0], shard, sh[2], sh[3]});
-  for (int64_t b = 0; b < sh[0]; ++b)
-    for (int64_t i = 0; i < shard; ++i)
-      for (int64_t h = 0; h < sh[2]; ++h)
-        for (int64_t d = 0; d < sh[3]; ++d) {
-          const int64_t from[4] = {b, global_row(ranks, rank, shard, i), h, d};
-          const int64_t to[4] = {b, i, h, d};
-          out.set(to, whole.get(from));
-        }
-  return out;
-}
-
 TEST(Sharding, EngineServesASplitProblemThroughARingOfThreads) {
   Engine engine(test::test_plugins("ring"));
   std::mt19937_64 rng(test::fresh_seed());
@@ -136,9 +120,9 @@ TEST(Sharding, EngineServesASplitProblemThroughARingOfThreads) {
         test::CpuRingGroup group(ranks);
         std::vector<test::HostTensor> q, k, v, out, lse;
         for (int r = 0; r < ranks; ++r) {
-          q.push_back(shard_of(c.q, ranks, r));
-          k.push_back(shard_of(c.k, ranks, r));
-          v.push_back(shard_of(c.v, ranks, r));
+          q.push_back(test::mirrored_shard(c.q, ranks, r));
+          k.push_back(test::mirrored_shard(c.k, ranks, r));
+          v.push_back(test::mirrored_shard(c.v, ranks, r));
           out.emplace_back(dtype, q.back().shape());
           out.back().poison();
           lse.emplace_back(PFA_DTYPE_FP32, std::vector<int64_t>{2, 4, 12});

@@ -1,5 +1,7 @@
 #include "attention_case.h"
 
+#include <pfa/sequence_sharding.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -166,6 +168,21 @@ double tolerance(pfa_dtype dtype) {
     case PFA_DTYPE_BF16: return 2e-2;
   }
   return 0;
+}
+
+HostTensor mirrored_shard(const HostTensor& whole, int ranks, int rank) {
+  const auto& sh = whole.shape();
+  const int64_t shard = sh[1] / ranks;
+  HostTensor out(whole.dtype(), {sh[0], shard, sh[2], sh[3]});
+  for (int64_t b = 0; b < sh[0]; ++b)
+    for (int64_t i = 0; i < shard; ++i)
+      for (int64_t h = 0; h < sh[2]; ++h)
+        for (int64_t d = 0; d < sh[3]; ++d) {
+          const int64_t from[4] = {b, sharding::global_row(ranks, rank, shard, i), h, d};
+          const int64_t to[4] = {b, i, h, d};
+          out.set(to, whole.get(from));
+        }
+  return out;
 }
 
 uint64_t fresh_seed() {

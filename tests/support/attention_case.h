@@ -43,6 +43,10 @@ double lse_max_error(const AttentionCase& c, const Reference& ref);
 // Relative error an exact backend must stay under, by dtype (output rounding dominates).
 double tolerance(pfa_dtype dtype);
 
+// Rank `rank`'s shard of a whole-sequence tensor [batch, L, heads, dim] split over `ranks` in the
+// mirrored-chunk layout (pfa/sequence_sharding.h), contiguous BSHD.
+HostTensor mirrored_shard(const HostTensor& whole, int ranks, int rank);
+
 // A seed from std::random_device, printed so that a failure can be replayed (PFA_TEST_SEED=...).
 uint64_t fresh_seed();
 
