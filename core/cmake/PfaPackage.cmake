@@ -2,22 +2,26 @@
 #   pfa::pfa         the engine library (embedding); links dlpack headers, nothing private
 #   pfa::plugin_sdk  the plugin ABI header and DLPack, header-only: what a backend vendor builds against
 #   pfa::store       the SQLite execution store (recording executions)
+#   pfa::learner     the learned router and cost model (a shared library; XGBoost, nlohmann-json and
+#                    fmt are private to it, so an application needs none of them)
 # Every path in the exported files is relative to the install prefix, so the prefix can move.
 include(CMakePackageConfigHelpers)
 
 set(PFA_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/pfa)
 
-# Installed names: pfa::pfa, pfa::plugin_sdk, pfa::store. Plugins (pfa_add_plugin) and the
-# programs (cli/) install themselves into the same lib and bin folders.
+# Installed names: pfa::pfa, pfa::plugin_sdk, pfa::store, pfa::learner. Plugins (pfa_add_plugin)
+# and the programs (cli/) install themselves into the same lib and bin folders.
 set_target_properties(pfa_abi PROPERTIES EXPORT_NAME plugin_sdk)
 set_target_properties(pfa_store PROPERTIES EXPORT_NAME store)
-install(TARGETS pfa pfa_abi pfa_store
+set_target_properties(pfa_learner PROPERTIES EXPORT_NAME learner)
+install(TARGETS pfa pfa_abi pfa_store pfa_learner
   EXPORT pfaTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # Public headers only: core/src and plugins/common stay private.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/core/include/pfa ${PROJECT_SOURCE_DIR}/store/include/pfa
+                  ${PROJECT_SOURCE_DIR}/learner/include/pfa
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.h")
 

@@ -2,8 +2,10 @@
 # Builds the examples the way a user and a vendor would: from an installed pfa only.
 #   1. stages `cmake --install` of the build into a temporary prefix, checks the package files
 #      carry no path of the build machine, and moves the prefix (it must be relocatable);
-#   2. configures and builds examples/embed_app and examples/vendor_plugin against it;
-#   3. runs embed_app (routed, then forced onto the vendor plugin);
+#   2. configures and builds examples/embed_app, examples/learned_app and examples/vendor_plugin
+#      against it;
+#   3. runs embed_app (routed, then forced onto the vendor plugin), and learned_app (records runs,
+#      trains a model with pfa::learner, routes by it);
 #   4. points PFA_PLUGIN_PATH at the vendor plugin: `pfa-tune plugins` lists it, `pfa-tune bench`
 #      measures it and records the runs, `pfa-tune conformance --strict` passes it.
 # Usage: run_examples.sh BUILD_DIR SOURCE_DIR
@@ -23,7 +25,8 @@ fail() { echo "run_examples: FAIL: $*" >&2; exit 1; }
 
 echo "== install into a staging prefix"
 "$cmake_bin" --install "$build" --prefix "$work/staged" > "$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
-for f in include/pfa/plugin_abi.h include/pfa/engine.h lib/libpfa.so lib/cmake/pfa/pfaConfig.cmake \
+for f in include/pfa/plugin_abi.h include/pfa/engine.h include/pfa/learner/self_learning_router.h \
+         lib/libpfa.so lib/libpfa_learner.so lib/cmake/pfa/pfaConfig.cmake \
          lib/cmake/pfa/pfaConfigVersion.cmake lib/cmake/pfa/pfaTargets.cmake bin/pfa-tune; do
   [ -e "$work/staged/$f" ] || fail "$f was not installed"
 done
@@ -39,8 +42,9 @@ configure() {  # configure SOURCE BUILD
   "$cmake_bin" --build "$2" >> "$2.log" 2>&1 || { cat "$2.log"; fail "build $1"; }
 }
 
-echo "== build examples/embed_app and examples/vendor_plugin against $prefix"
+echo "== build examples/embed_app, examples/learned_app and examples/vendor_plugin against $prefix"
 configure "$source_dir/examples/embed_app" "$work/embed"
+configure "$source_dir/examples/learned_app" "$work/learned"
 configure "$source_dir/examples/vendor_plugin" "$work/vendor"
 plugin="$work/vendor/pfa_plugin_acme_npu.so"
 [ -f "$plugin" ] || fail "the vendor plugin was not built"
@@ -48,6 +52,11 @@ plugin="$work/vendor/pfa_plugin_acme_npu.so"
 echo "== embed_app (routed)"
 "$work/embed/embed_app" | tee "$work/embed.out"
 grep -q "^  backend " "$work/embed.out" || fail "embed_app printed no Report"
+
+echo "== learned_app (record, train with pfa::learner, route by the model)"
+"$work/learned/learned_app" "$work/learned.db" | tee "$work/learned.out"
+grep -q "activated=yes" "$work/learned.out" || fail "learned_app activated no model"
+grep -q "^router: learned" "$work/learned.out" || fail "learned_app did not route by the learned router"
 
 export PFA_PLUGIN_PATH="$work/vendor"
 store=(--store "$work/pfa.db")
