@@ -4,6 +4,15 @@
 find_package(Threads REQUIRED)
 find_package(dlpack REQUIRED)
 find_package(TBB REQUIRED)
+# Prefer the shared SQLite library: where only the -dev package is unpacked beside a system's
+# runtime library (the GPU machines), a plain search would pick the non-PIC static archive, which
+# cannot go into libpfa_store.so.
+if(NOT SQLite3_LIBRARY)
+  find_library(PFA_SQLITE_SHARED NAMES libsqlite3.so.0)
+  if(PFA_SQLITE_SHARED)
+    set(SQLite3_LIBRARY ${PFA_SQLITE_SHARED} CACHE FILEPATH "SQLite library")
+  endif()
+endif()
 find_package(SQLite3 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(fmt REQUIRED)
