@@ -1,6 +1,7 @@
 #include <pfa/engine.h>
 
 #include "circuit_breaker.h"
+#include "cuda_events.h"
 #include "output_check.h"
 #include "validate.h"
 
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -30,6 +32,21 @@ void append_failure(char* buffer, size_t capacity, size_t& used, const std::stri
   if (n > 0) used = std::min(capacity - 1, used + static_cast<size_t>(n));
 }
 
+// GPU timing of CUDA calls (cuda_events.h) sits between the engine and its observer: when a
+// loaded plugin serves CUDA and the CUDA runtime can be opened, the engine's observer is wrapped
+// in a GpuTimingObserver. PFA_GPU_TIMING=0 turns it off (host-side times are then recorded).
+bool wants_gpu_timing(const PluginList& plugins) {
+  if (const char* env = std::getenv("PFA_GPU_TIMING"); env != nullptr && env[0] == '0') return false;
+  for (const auto& p : plugins) {
+    if (p->serves_device_type(kDLCUDA)) return true;
+  }
+  return false;
+}
+
+detail::GpuTimingObserver* gpu_timing_of(const std::shared_ptr<ExecutionObserver>& observer) {
+  return dynamic_cast<detail::GpuTimingObserver*>(observer.get());
+}
+
 }  // namespace
 
 Engine::Engine(EngineOptions options) : options_(std::move(options)) {
@@ -45,9 +62,21 @@ Engine::Engine(EngineOptions options) : options_(std::move(options)) {
   router_ = options_.make_router ? options_.make_router(plugins_.plugins)
                                  : std::make_shared<EstimateRouter>(plugins_.plugins);
   breakers_ = std::make_unique<detail::CircuitBreaker[]>(std::max<size_t>(1, plugins_.plugins.size()));
+  if (wants_gpu_timing(plugins_.plugins)) {
+    if (const detail::CudaRuntime* rt = detail::cuda_runtime()) {
+      auto timing = std::make_shared<detail::GpuTimingObserver>(*rt, options_.observer);
+      timing->set_router(router_);
+      options_.observer = std::move(timing);
+    }
+  }
 }
 
 Engine::~Engine() {
+  // Deliver every execution still waiting for its GPU time, while router and plugins live.
+  if (auto* timing = gpu_timing_of(options_.observer)) {
+    timing->stop();
+    timing->set_router(nullptr);
+  }
   // The router may refer to the plugins; let it go first.
   router_.reset();
 }
@@ -131,6 +160,13 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
   // which the other ranks would not take.
   if (ranks_of(problem) > 1 && decision.count > 1) decision.count = 1;
 
+  // CUDA calls are timed on the GPU by an event pair on the caller's stream around run(); the
+  // resolver thread records them once the end event has completed (never on this thread).
+  // The Report returned here then carries the host-side time of run() (the time to enqueue the
+  // work, not to finish it); the router and the store get the GPU time.
+  detail::GpuTimingObserver* timing =
+      problem.device_type == kDLCUDA ? gpu_timing_of(options_.observer) : nullptr;
+
   char failures[2048] = {0};
   size_t failures_used = 0;
   int attempts = 0;
@@ -151,9 +187,12 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
     result.energy_j = -1;
     result.measured_rel_error = -1;
     char message[512] = {0};
+    detail::EventPair events;
+    bool gpu_timed = timing != nullptr && timing->begin(problem.device_id, args.stream, events);
     const int64_t t0 = now_ns();
     pfa_status status = plugin.run(args, result, message, sizeof message);
     const int64_t t1 = now_ns();
+    if (gpu_timed) gpu_timed = timing->end(args.stream, events);
     if (status == PFA_STATUS_OK && options_.check_outputs &&
         detail::has_non_finite_output(call.out.tensor, problem)) {
       status = PFA_STATUS_INTERNAL;
@@ -175,6 +214,15 @@ Report Engine::attention(const DLTensor& q, const DLTensor& k, const DLTensor& v
     std::memcpy(report.detail.data(), result.detail, sizeof result.detail);
     report.detail.back() = '\0';
 
+    if (gpu_timed) {
+      if (status == PFA_STATUS_OK &&
+          timing->defer(Execution{problem, plugin, policy, status, "", report}, index, events)) {
+        breaker.on_success();
+        return report;
+      }
+      if (status != PFA_STATUS_OK) timing->cancel(events);
+      // A full queue released the pair: the execution goes on below with its host-side time.
+    }
     const Outcome outcome{index, status == PFA_STATUS_OK, report.latency_s, report.energy_j,
                           report.explored};
     router_->observe(problem, policy, outcome);
