@@ -9,13 +9,32 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
+// The ATen operators of single kernels, called directly by the torch_sdpa_<kernel> plugins:
+// flash and memory-efficient with a `scale` from 2.1, cuDNN with (attn_bias, compute_log_sumexp)
+// from 2.5. Only on a LibTorch with CUDA: these plugins serve CUDA tensors only.
+#if defined(PFA_TORCH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+#define PFA_SDPA_KERNEL_OPS 1
+#endif
+#if defined(PFA_SDPA_KERNEL_OPS) && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5)
+#define PFA_SDPA_CUDNN_OP 1
+#endif
+
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/ops/scaled_dot_product_attention.h>
+#if defined(PFA_SDPA_KERNEL_OPS)
+#include <ATen/ops/_scaled_dot_product_efficient_attention.h>
+#include <ATen/ops/_scaled_dot_product_flash_attention.h>
+#endif
+#if defined(PFA_SDPA_CUDNN_OP)
+#include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
+#endif
 #else
 #include <ATen/ops/_scaled_dot_product_attention.h>
 #endif
 
 #if defined(PFA_TORCH_CUDA)
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -119,15 +138,125 @@ void write_detail(char* detail, size_t capacity, const std::string& text) {
   if (detail != nullptr && capacity > 0) std::snprintf(detail, capacity, "%s", text.c_str());
 }
 
+// One kernel's ATen operator on [B, H, L, D] views; K/V heads already expanded where the kernel
+// needs it. The result is a new tensor the caller copies into `out`.
+at::Tensor run_kernel_op(Path path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         bool causal, double scale) {
+#if defined(PFA_SDPA_KERNEL_OPS)
+  switch (path) {
+    case Path::flash:
+      // (query, key, value, dropout_p, is_causal, return_debug_mask, scale)
+      return std::get<0>(at::_scaled_dot_product_flash_attention(q, k, v, 0.0, causal, false, scale));
+    case Path::efficient:
+      // (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal, scale)
+      return std::get<0>(at::_scaled_dot_product_efficient_attention(q, k, v, OptionalTensor(),
+                                                                     false, 0.0, causal, scale));
+    case Path::cudnn:
+#if defined(PFA_SDPA_CUDNN_OP)
+      // (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal,
+      //  return_debug_mask, scale)
+      return std::get<0>(at::_scaled_dot_product_cudnn_attention(q, k, v, OptionalTensor(), false,
+                                                                 0.0, causal, false, scale));
+#else
+      break;
+#endif
+    case Path::automatic:
+      break;
+  }
+#else
+  (void)q, (void)k, (void)v, (void)causal, (void)scale;
+#endif
+  TORCH_CHECK(false, "the ", path_name(path), " kernel is not available in ", torch_version_text(),
+              " (needs 2.1+ with CUDA; cuDNN 2.5+)");
+  return {};
+}
+
 }  // namespace
 
-void compute_attention(const pfa_run_args& args, char* detail, size_t capacity) {
+const char* path_name(Path path) {
+  switch (path) {
+    case Path::automatic: return "sdpa";
+    case Path::flash: return "flash";
+    case Path::cudnn: return "cudnn";
+    case Path::efficient: return "efficient";
+  }
+  return "unknown";
+}
+
+std::string path_refusal(Path path, const pfa_problem& p, int sm) {
+  if (path == Path::automatic) return {};
+  const std::string kernel = std::string("PyTorch's ") + path_name(path) + " kernel";
+#if !defined(PFA_TORCH_CUDA)
+  return std::string(torch_version_text()) + " was built without CUDA, which " + kernel + " needs";
+#elif !defined(PFA_SDPA_KERNEL_OPS)
+  return std::string(torch_version_text()) + " has no single-kernel attention operators (2.1+)";
+#else
+  if (path == Path::cudnn) {
+#if !defined(PFA_SDPA_CUDNN_OP)
+    return std::string(torch_version_text()) + " has no _scaled_dot_product_cudnn_attention with "
+           "this signature (2.5+)";
+#else
+    if (!at::globalContext().hasCuDNN()) return std::string(torch_version_text()) + " has no cuDNN";
+#endif
+  }
+  const bool half = p.dtype == PFA_DTYPE_FP16 || p.dtype == PFA_DTYPE_BF16;
+  if (p.want_lse) {
+    return kernel + " is called without its log-sum-exp here; torch_sdpa serves the LSE";
+  }
+  if (p.causal && p.seqlen_q > 1 && p.seqlen_q < p.seqlen_k) {
+    return "causal with 1 < seqlen_q < seqlen_k needs a bottom-right mask; " + kernel +
+           " is called with is_causal only (top-left)";
+  }
+  if (path == Path::flash || path == Path::cudnn) {
+    if (!half) return kernel + " takes fp16 and bf16 only";
+    if (sm != 0 && sm < 80) return kernel + " needs sm_80 or later (this device: sm_" + std::to_string(sm) + ")";
+    if (p.head_dim > 256) return kernel + " takes head_dim up to 256";
+    if (p.head_dim % 8 != 0) return kernel + " needs head_dim a multiple of 8 (alignment)";
+  } else {  // efficient
+    const int64_t align = half ? 8 : 4;
+    if (sm != 0 && sm < 50) return kernel + " needs sm_50 or later";
+    if (p.head_dim % align != 0) {
+      return kernel + " needs head_dim a multiple of " + std::to_string(align) + " for this dtype";
+    }
+    if (p.head_dim > 512) return kernel + " is not used beyond head_dim 512 here";
+  }
+  return {};
+#endif
+  (void)p, (void)sm;
+}
+
+std::string cudnn_version_text() {
+#if defined(PFA_TORCH_CUDA)
+  try {
+    if (!at::globalContext().hasCuDNN()) return {};
+    const long v = at::detail::getCUDAHooks().versionCuDNN();
+    if (v <= 0) return {};
+    // cuDNN 9 numbers versions major*10000 + minor*100 + patch, cuDNN 8 major*1000 + ...
+    const long major = v >= 90000 ? v / 10000 : v / 1000;
+    const long minor = v >= 90000 ? (v % 10000) / 100 : (v % 1000) / 100;
+    return "cuDNN " + std::to_string(major) + "." + std::to_string(minor) + "." +
+           std::to_string(v % 100);
+  } catch (const std::exception&) {
+    return {};
+  }
+#else
+  return {};
+#endif
+}
+
+void compute_attention(const pfa_run_args& args, Path kernel, char* detail, size_t capacity) {
   const pfa_problem& p = *args.problem;
   // No autograd bookkeeping: these tensors are views of someone else's memory.
   c10::InferenceMode inference;
   const at::Device device = device_of(p);
   const at::TensorOptions options =
       at::TensorOptions().dtype(scalar_type_of(p.dtype)).device(device);
+  if (kernel != Path::automatic) {
+    const std::string refusal = path_refusal(kernel, p, 0);
+    TORCH_CHECK(refusal.empty(), refusal);
+    TORCH_CHECK(device.is_cuda(), "the torch_sdpa_", path_name(kernel),
+                " plugin serves CUDA tensors only");
+  }
 
 #if defined(PFA_TORCH_CUDA)
   // Everything below, allocations included, is ordered on the caller's stream.
@@ -172,6 +301,20 @@ void compute_attention(const pfa_run_args& args, char* detail, size_t capacity) 
   if (lse.defined()) {
     math_with_lse(q, k, v, o, lse, scale, p.causal != 0);
     write_detail(detail, capacity, "math+lse");
+    return;
+  }
+
+  if (kernel != Path::automatic) {
+    // The flash kernel reads grouped K/V heads itself; cuDNN and memory-efficient get them
+    // expanded (a copy of K and V per group).
+    const bool native_gqa = kernel == Path::flash;
+    const bool expand = group > 1 && !native_gqa;
+    const at::Tensor kk = expand ? expand_heads(k, group) : k;
+    const at::Tensor vv = expand ? expand_heads(v, group) : v;
+    o.copy_(run_kernel_op(kernel, q, kk, vv, square_causal, scale));
+    std::string text = path_name(kernel);
+    if (group > 1) text += expand ? "+expand" : "+gqa";
+    write_detail(detail, capacity, text);
     return;
   }
 

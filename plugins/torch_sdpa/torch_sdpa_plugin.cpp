@@ -26,10 +26,22 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <vector>
+
+// One source, four plugins (plugins/torch_sdpa/CMakeLists.txt): PFA_SDPA_PATH picks the kernel
+// (torch_sdpa_compute.h, Path) and PFA_SDPA_NAME the plugin's name.
+#ifndef PFA_SDPA_PATH
+#define PFA_SDPA_PATH 0
+#endif
+#ifndef PFA_SDPA_NAME
+#define PFA_SDPA_NAME "torch_sdpa"
+#endif
 
 namespace pfa::torch_sdpa {
 
 namespace {
+
+constexpr Path kPath = static_cast<Path>(PFA_SDPA_PATH);
 
 using plugin::fail;
 using plugin::write_message;
@@ -39,7 +51,9 @@ struct TorchContext {
   int threads = 1;        // LibTorch intra-op threads, set once at create()
   bool cpu_fp16 = false;  // this LibTorch multiplies fp16 matrices on the CPU
   int cuda_devices = 0;   // CUDA devices LibTorch sees (0 on a build without CUDA)
+  std::vector<int> sm;    // compute capability per CUDA device, major * 10 + minor
   std::string cpu_name;
+  std::string cudnn;      // "cuDNN 9.19.0" or empty
 };
 
 TorchContext& context_of(pfa_context* context) { return *reinterpret_cast<TorchContext*>(context); }
@@ -111,6 +125,16 @@ pfa_status create(const pfa_host_info* /*host*/, pfa_context** context, char* me
     ctx->cpu_name = cpu_model();
 #if defined(PFA_TORCH_CUDA)
     ctx->cuda_devices = static_cast<int>(c10::cuda::device_count());
+    for (int i = 0; i < ctx->cuda_devices; ++i) {
+      int major = 0, minor = 0;
+      if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, i) != cudaSuccess ||
+          cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, i) != cudaSuccess) {
+        cudaGetLastError();
+        major = minor = 0;
+      }
+      ctx->sm.push_back(major * 10 + minor);
+    }
+    ctx->cudnn = cudnn_version_text();
 #endif
     *context = reinterpret_cast<pfa_context*>(ctx.release());
     return PFA_STATUS_OK;
@@ -132,6 +156,13 @@ pfa_status supports(pfa_context* context, const pfa_problem* problem, char* reas
     write_message(reason, capacity, "unknown dtype %d", p.dtype);
     return PFA_STATUS_UNSUPPORTED;
   }
+  if (kPath != Path::automatic && p.device_type != kDLCUDA) {
+    write_message(reason, capacity,
+                  "%s calls PyTorch's %s kernel, which serves CUDA tensors only; torch_sdpa "
+                  "serves the CPU",
+                  PFA_SDPA_NAME, path_name(kPath));
+    return PFA_STATUS_UNSUPPORTED;
+  }
   if (p.device_type == kDLCPU) {
     if (p.dtype == PFA_DTYPE_FP16 && !ctx.cpu_fp16) {
       write_message(reason, capacity,
@@ -149,9 +180,18 @@ pfa_status supports(pfa_context* context, const pfa_problem* problem, char* reas
                     ctx.cuda_devices);
       return PFA_STATUS_UNSUPPORTED;
     }
+    const std::string refusal =
+        path_refusal(kPath, p, ctx.sm[static_cast<size_t>(p.device_id)]);
+    if (!refusal.empty()) {
+      write_message(reason, capacity, "%s", refusal.c_str());
+      return PFA_STATUS_UNSUPPORTED;
+    }
     return PFA_STATUS_OK;
 #else
-    write_message(reason, capacity, "%s was built without CUDA", torch_version_text());
+    const std::string refusal = path_refusal(kPath, p, 0);
+    write_message(reason, capacity, "%s",
+                  refusal.empty() ? (std::string(torch_version_text()) + " was built without CUDA").c_str()
+                                  : refusal.c_str());
     return PFA_STATUS_UNSUPPORTED;
 #endif
   }
@@ -186,8 +226,17 @@ pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estima
   if (p.device_type == kDLCUDA) {
     const bool half = p.dtype != PFA_DTYPE_FP32;
     double flops = square_causal ? full_flops / 2 : full_flops;
-    double rate = half ? 500e12 : 40e12;
+    // bf16 forward on an H100 with LibTorch 2.11 (shared/device/README.md): cuDNN 490-725
+    // TFLOP/s, flash 300-340, memory-efficient 135-175; PyTorch's own order takes flash there.
+    double rate = !half                        ? 40e12
+                  : kPath == Path::cudnn       ? 550e12
+                  : kPath == Path::efficient   ? 150e12
+                                               : 310e12;
     double bytes = io_bytes;
+    // cuDNN and memory-efficient get grouped K/V heads expanded: one more pass over K and V.
+    if ((kPath == Path::cudnn || kPath == Path::efficient) && p.heads_q > p.heads_kv) {
+      bytes += 2.0 * element * d * b * 2.0 * hq * lk;
+    }
     if (p.want_lse) {  // two fp32 GEMMs and a few passes over materialised scores
       flops = full_flops;
       rate = 15e12;
@@ -233,7 +282,7 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
   }
   char detail[64] = {0};
   try {
-    compute_attention(*args, detail, sizeof detail);
+    compute_attention(*args, kPath, detail, sizeof detail);
   } catch (...) {
     return status_of_current_exception(message, capacity);
   }
@@ -272,9 +321,13 @@ pfa_status device_info(pfa_context* context, int32_t device_type, int32_t device
     cudaDriverGetVersion(&driver);
     cudaRuntimeGetVersion(&runtime);
     write_message(info->name, sizeof info->name, "%s", prop.name);
-    write_message(info->detail, sizeof info->detail, "sm_%d%d driver %d.%d runtime %d.%d, %s",
-                  prop.major, prop.minor, driver / 1000, (driver % 1000) / 10, runtime / 1000,
-                  (runtime % 1000) / 10, torch_version_text());
+    // The device fingerprint the store keeps: architecture, SM count, driver, runtime, cuDNN
+    // and LibTorch versions.
+    write_message(info->detail, sizeof info->detail,
+                  "sm_%d%d, %d SMs, driver %d.%d, runtime %d.%d, %s, %s", prop.major, prop.minor,
+                  prop.multiProcessorCount, driver / 1000, (driver % 1000) / 10, runtime / 1000,
+                  (runtime % 1000) / 10, ctx.cudnn.empty() ? "no cuDNN" : ctx.cudnn.c_str(),
+                  torch_version_text());
     return PFA_STATUS_OK;
   }
 #endif
@@ -293,15 +346,24 @@ const pfa_plugin_api kApi = {
     sizeof(pfa_plugin_api),
     PFA_ABI_VERSION_MAJOR,
     PFA_ABI_VERSION_MINOR,
-    "torch_sdpa",
+    PFA_SDPA_NAME,
     "0.1.0",
+#if PFA_SDPA_PATH == 0
     "LibTorch " TORCH_VERSION " scaled_dot_product_attention on CPU"
 #if defined(PFA_TORCH_CUDA)
     " and CUDA"
 #endif
+#elif PFA_SDPA_PATH == 1
+    "LibTorch " TORCH_VERSION " flash-attention kernel (_scaled_dot_product_flash_attention), CUDA"
+#elif PFA_SDPA_PATH == 2
+    "LibTorch " TORCH_VERSION " cuDNN attention kernel (_scaled_dot_product_cudnn_attention), CUDA"
+#else
+    "LibTorch " TORCH_VERSION " memory-efficient attention kernel "
+    "(_scaled_dot_product_efficient_attention), CUDA"
+#endif
     ,
     PFA_PROP_THREAD_SAFE,
-    kDeviceTypes,
+    kPath == Path::automatic ? kDeviceTypes : (1u << kDLCUDA),
     &create,
     &destroy,
     &supports,
