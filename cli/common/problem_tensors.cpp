@@ -1,5 +1,12 @@
 #include "problem_tensors.h"
 
+#include "cuda_events.h"
+
+#include <pfa/error.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cstring>
 
 namespace pfa::cli {
@@ -45,17 +52,70 @@ DenseTensor::DenseTensor(pfa_dtype dtype, std::vector<int64_t> shape)
   tensor_.shape = shape_.data();
 }
 
+DenseTensor::~DenseTensor() {
+  if (device_data_ != nullptr) {
+    if (const auto* rt = pfa::detail::cuda_runtime()) rt->free(device_data_);
+  }
+}
+
+void DenseTensor::to_device(int device) {
+  std::string why;
+  const auto* rt = pfa::detail::cuda_runtime(&why);
+  if (rt == nullptr) throw Error(ErrorCode::unsupported, "CUDA tensors: " + why);
+  int current = 0;
+  rt->get_device(&current);
+  if (rt->set_device(device) != 0) {
+    const int e = rt->get_last_error();
+    throw Error(ErrorCode::unsupported,
+                fmt::format("CUDA tensors: no device {} ({})", device, rt->error_text(e)));
+  }
+  const size_t bytes = storage_.size() * sizeof(uint32_t);
+  void* data = nullptr;
+  int e = rt->malloc(&data, std::max<size_t>(bytes, 4));
+  if (e == 0) e = rt->memcpy(data, storage_.data(), bytes, pfa::detail::CudaRuntime::kMemcpyHostToDevice);
+  if (current != device) rt->set_device(current);
+  if (e != 0) {
+    rt->get_last_error();
+    if (data != nullptr) rt->free(data);
+    throw Error(ErrorCode::unsupported,
+                fmt::format("CUDA tensors: {} bytes on device {}: {}", bytes, device,
+                            rt->error_text(e)));
+  }
+  device_data_ = data;
+  storage_.clear();
+  storage_.shrink_to_fit();
+  tensor_.data = device_data_;
+  tensor_.device = {kDLCUDA, device};
+}
+
+// Values in [-1, 1) from a splitmix64 stream seeded by `rng`: a few nanoseconds per value, so
+// that the tens of millions of elements of a long-sequence GPU problem fill in milliseconds.
 void DenseTensor::fill_random(std::mt19937_64& rng) {
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  uint64_t state = rng();
+  auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  // 24 random bits -> [-1, 1)
+  auto value = [](uint64_t bits) { return static_cast<float>(bits & 0xffffff) * (2.0f / 16777216.0f) - 1.0f; };
   if (dtype_ == PFA_DTYPE_FP32) {
     auto* p = reinterpret_cast<float*>(storage_.data());
-    for (size_t i = 0; i < storage_.size(); ++i) p[i] = dist(rng);
+    for (size_t i = 0; i < storage_.size(); i += 2) {
+      const uint64_t r = next();
+      p[i] = value(r);
+      if (i + 1 < storage_.size()) p[i + 1] = value(r >> 32);
+    }
     return;
   }
   auto* p = reinterpret_cast<uint16_t*>(storage_.data());
-  for (size_t i = 0; i < storage_.size() * 2; ++i) {
-    const float f = dist(rng);
-    p[i] = dtype_ == PFA_DTYPE_BF16 ? to_bf16(f) : to_fp16(f);
+  const size_t n = storage_.size() * 2;
+  for (size_t i = 0; i < n; i += 2) {
+    const uint64_t r = next();
+    const float a = value(r), b = value(r >> 32);
+    p[i] = dtype_ == PFA_DTYPE_BF16 ? to_bf16(a) : to_fp16(a);
+    if (i + 1 < n) p[i + 1] = dtype_ == PFA_DTYPE_BF16 ? to_bf16(b) : to_fp16(b);
   }
 }
 
@@ -70,6 +130,9 @@ ProblemTensors::ProblemTensors(const Problem& p, std::mt19937_64& rng)
   q.fill_random(rng);
   k.fill_random(rng);
   v.fill_random(rng);
+  if (p.device_type == kDLCUDA) {
+    for (DenseTensor* t : {&q, &k, &v, &out, &lse}) t->to_device(p.device_id);
+  }
 }
 
 AttentionOptions ProblemTensors::options() {

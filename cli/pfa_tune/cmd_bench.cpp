@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <memory>
 #include <random>
 
 namespace pfa::tune {
@@ -22,13 +23,18 @@ struct BenchOptions {
   std::string backends;
   int repeat = 5;
   int warmup = 1;
+  double energy_ms = 200;
 };
 
 void run_bench(const Context& context, const BenchOptions& o) {
   const auto problems = o.shapes.problems();
-  if (o.repeat < 1 || o.warmup < 0) {
-    throw Error(ErrorCode::invalid_argument, "--repeat must be >= 1 and --warmup >= 0");
+  if (o.repeat < 1 || o.warmup < 0 || o.energy_ms < 0) {
+    throw Error(ErrorCode::invalid_argument,
+                "--repeat must be >= 1, --warmup >= 0 and --energy-ms >= 0");
   }
+  // Refuse a store this user may not write before measuring anything (the writer alone would
+  // go on and count every record as failed, as an application's engine should).
+  context.open_store();
   auto recorder = std::make_shared<store::StoreObserver>(context.resolved_store_path(),
                                                          store::AsyncWriterOptions{},
                                                          store::RecordSource::bench);
@@ -48,16 +54,25 @@ void run_bench(const Context& context, const BenchOptions& o) {
   nlohmann::json results = nlohmann::json::array();
   cli::Progress progress("bench", problems.size() * backends.size(), context.quiet || context.json);
   if (!context.json) {
-    fmt::print("{:<100} {:<13} {:>10} {:>9}  {}\n", "shape", "backend", "median ms", "GFLOP/s",
+    fmt::print("{:<100} {:<20} {:>10} {:>9}  {}\n", "shape", "backend", "median ms", "GFLOP/s",
                "path / note");
   }
   for (const auto& problem : problems) {
-    cli::ProblemTensors tensors(problem, rng);
+    // CUDA tensors need a CUDA runtime and device: without them every backend skips the shape.
+    std::unique_ptr<cli::ProblemTensors> owned;
+    std::string no_tensors;
+    try {
+      owned = std::make_unique<cli::ProblemTensors>(problem, rng);
+    } catch (const Error& e) {
+      no_tensors = e.what();
+    }
     for (const auto& name : backends) {
       const Plugin& plugin = *engine->find_plugin(name);
-      std::string reason;
+      std::string reason = no_tensors;
       nlohmann::json row = {{"shape", to_string(problem)}, {"backend", name}};
-      if (!plugin.serves_device_type(problem.device_type)) {
+      if (!reason.empty()) {
+        // no tensors for this shape
+      } else if (!plugin.serves_device_type(problem.device_type)) {
         reason = fmt::format("does not serve {} tensors", device_name(problem.device_type));
       } else if (!plugin.supports(problem, &reason)) {
         // reason filled by supports()
@@ -66,31 +81,42 @@ void run_bench(const Context& context, const BenchOptions& o) {
         row["ok"] = false;
         row["skipped"] = reason;
       } else {
+        cli::MeasureOptions mo;
+        mo.warmup = o.warmup;
+        mo.repeat = o.repeat;
+        mo.energy_window_s = o.energy_ms * 1e-3;
+        gate->open_for_failures();
+        cli::ProblemTensors& tensors = *owned;
+        const cli::Measurement m = cli::measure(*engine, tensors, name, mo);
         gate->open(false);
-        cli::measure(*engine, tensors, name, o.warmup, 0);
-        gate->open(true);
-        const cli::Measurement m = cli::measure(*engine, tensors, name, 0, o.repeat);
-        gate->open(false);
+        cli::record_measurement(*engine, tensors, m, *recorder);
         row["ok"] = m.ok;
         if (m.ok) {
           row["median_s"] = m.median_s;
           row["gflops"] = attention_flops(problem) / m.median_s * 1e-9;
           row["runs"] = m.latencies_s.size();
           row["simulated"] = m.simulated;
+          row["gpu_timed"] = m.gpu_timed;
           row["detail"] = m.detail;
+          row["tokens"] = problem.batch * problem.seqlen_q;
           if (m.energy_j >= 0) row["energy_j"] = m.energy_j;
+          row["energy_measured"] = m.energy_measured;
+          if (!m.energy_note.empty()) row["energy_note"] = m.energy_note;
         } else {
           row["failure"] = m.failure;
         }
       }
       if (!context.json) {
         if (row["ok"].get<bool>()) {
-          fmt::print("{:<100} {:<13} {:>10.3f} {:>9.1f}  {}{}\n", to_string(problem), name,
+          fmt::print("{:<100} {:<20} {:>10.3f} {:>9.1f}  {}{}{}\n", to_string(problem), name,
                      row["median_s"].get<double>() * 1e3, row["gflops"].get<double>(),
                      row["detail"].get<std::string>(),
-                     row["simulated"].get<bool>() ? " (modelled)" : "");
+                     row["simulated"].get<bool>() ? " (modelled)" : "",
+                     row["energy_measured"].get<bool>()
+                         ? fmt::format(" {:.4f} J/call", row["energy_j"].get<double>())
+                         : "");
         } else {
-          fmt::print("{:<100} {:<13} {:>10} {:>9}  {}\n", to_string(problem), name, "-", "-",
+          fmt::print("{:<100} {:<20} {:>10} {:>9}  {}\n", to_string(problem), name, "-", "-",
                      row.contains("skipped") ? "skipped: " + row["skipped"].get<std::string>()
                                              : "FAILED: " + row["failure"].get<std::string>());
         }
@@ -131,6 +157,9 @@ void add_bench_command(CLI::App& app, Context& context) {
   cmd->add_option("--backends", options->backends, "only these backends, comma-separated");
   cmd->add_option("--repeat", options->repeat, "timed runs per backend and shape (default 5)");
   cmd->add_option("--warmup", options->warmup, "untimed runs first (default 1)");
+  cmd->add_option("--energy-ms", options->energy_ms,
+                  "CUDA: measure energy per call from NVML's energy counter over back-to-back "
+                  "calls for at least this many milliseconds (default 200; 0: off)");
   cmd->callback([&context, options] { run_bench(context, *options); });
 }
 

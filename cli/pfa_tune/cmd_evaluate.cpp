@@ -12,7 +12,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <memory>
 #include <limits>
 #include <map>
 #include <random>
@@ -27,13 +30,31 @@ struct EvaluateOptions {
   int repeat = 5;
   int warmup = 1;
   std::string objective = "latency";
+  double energy_ms = 0;
+  int overhead_calls = 2000;
 };
 
 struct ShapeResult {
   Problem problem;
   std::map<std::string, double> cost;  // measured median per backend
+  std::map<std::string, double> latency;  // measured median latency per backend
+  std::map<std::string, double> energy;   // energy per call where measured (NVML)
   std::string chosen, oracle;
+  double route_s = -1;  // the router's choose() per call, decision cache warm
+  std::string skipped;  // why the shape was not measured (no CUDA device, ...)
 };
+
+// Mean time of the router's choose() for one problem over `calls` calls (after one untimed
+// call, so a caching router answers from its cache as it does in steady state).
+double time_routing(Router& router, const Problem& problem, const RoutingPolicy& policy,
+                    int calls) {
+  Decision decision;
+  router.choose(problem, policy, decision);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < calls; ++i) router.choose(problem, policy, decision);
+  const auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double>(t1 - t0).count() / std::max(1, calls);
+}
 
 struct Score {
   double geomean = std::numeric_limits<double>::quiet_NaN();
@@ -73,6 +94,9 @@ nlohmann::json to_json(const Score& s) {
 void run_evaluate(const Context& context, const EvaluateOptions& o) {
   const auto problems = o.shapes.problems();
   const RoutingPolicy policy{parse_objective(o.objective), 0.0, false};
+  // Refuse a store this user may not write before measuring anything (the writer alone would
+  // go on and count every record as failed, as an application's engine should).
+  context.open_store();
   auto recorder = std::make_shared<store::StoreObserver>(context.resolved_store_path(),
                                                          store::AsyncWriterOptions{},
                                                          store::RecordSource::evaluate);
@@ -86,20 +110,37 @@ void run_evaluate(const Context& context, const EvaluateOptions& o) {
     ShapeResult r;
     r.problem = problem;
     r.chosen = engine->explain(problem, policy).chosen;
-    cli::ProblemTensors tensors(problem, rng);
+    if (o.overhead_calls > 0) {
+      r.route_s = time_routing(engine->router(), problem, policy, o.overhead_calls);
+    }
+    std::unique_ptr<cli::ProblemTensors> owned;
+    try {
+      owned = std::make_unique<cli::ProblemTensors>(problem, rng);
+    } catch (const Error& e) {
+      r.skipped = e.what();
+      progress.step(to_string(problem));
+      results.push_back(std::move(r));
+      continue;
+    }
+    cli::ProblemTensors& tensors = *owned;
     for (const auto& plugin : engine->plugins()) {
       if (!eligible(*plugin, problem, policy, nullptr, 0)) continue;
+      cli::MeasureOptions mo;
+      mo.warmup = o.warmup;
+      mo.repeat = o.repeat;
+      mo.energy_window_s = o.energy_ms * 1e-3;
+      gate->open_for_failures();
+      const auto m = cli::measure(*engine, tensors, plugin->name(), mo);
       gate->open(false);
-      cli::measure(*engine, tensors, plugin->name(), o.warmup, 0);
-      gate->open(true);
-      const auto m = cli::measure(*engine, tensors, plugin->name(), 0, o.repeat);
-      gate->open(false);
+      cli::record_measurement(*engine, tensors, m, *recorder);
       if (!m.ok) continue;
       const double cost = policy.objective == Objective::latency ? m.median_s
                           : policy.objective == Objective::energy
                               ? (m.energy_j >= 0 ? m.energy_j : m.median_s * 100.0)
                               : (m.energy_j >= 0 ? m.energy_j : m.median_s * 100.0) * m.median_s;
       r.cost[plugin->name()] = cost;
+      r.latency[plugin->name()] = m.median_s;
+      if (m.energy_measured) r.energy[plugin->name()] = m.energy_j;
       backends.insert(plugin->name());
       if (r.oracle.empty() || cost < r.cost[r.oracle]) r.oracle = plugin->name();
     }
@@ -138,10 +179,26 @@ void run_evaluate(const Context& context, const EvaluateOptions& o) {
       nlohmann::json costs = nlohmann::json::object();
       for (const auto& [b, c] : r.cost) costs[b] = c;
       const auto chosen = r.cost.find(r.chosen);
+      nlohmann::json latencies = nlohmann::json::object(), energies = nlohmann::json::object();
+      for (const auto& [b, c] : r.latency) latencies[b] = c;
+      for (const auto& [b, e] : r.energy) energies[b] = e;
+      const auto chosen_latency = r.latency.find(r.chosen);
+      nlohmann::json overhead = nullptr;
+      if (r.route_s >= 0) {
+        overhead = {{"route_s", r.route_s}};
+        if (chosen_latency != r.latency.end() && chosen_latency->second > 0) {
+          overhead["share_of_call"] = r.route_s / (r.route_s + chosen_latency->second);
+        }
+      }
       shapes.push_back({{"shape", to_string(r.problem)},
                         {"chosen", r.chosen},
                         {"oracle", r.oracle},
                         {"costs", costs},
+                        {"latency_s", latencies},
+                        {"energy_j", energies},
+                        {"tokens", r.problem.batch * r.problem.seqlen_q},
+                        {"routing_overhead", overhead},
+                        {"skipped", r.skipped},
                         {"share_of_oracle", chosen == r.cost.end() || r.oracle.empty()
                                                 ? nlohmann::json(nullptr)
                                                 : nlohmann::json(r.cost.at(r.oracle) / chosen->second)}});
@@ -157,12 +214,15 @@ void run_evaluate(const Context& context, const EvaluateOptions& o) {
     context.print_json(out);
     return;
   }
-  fmt::print("{:<100} {:<13} {:<13} {:>7}\n", "shape", "router", "oracle", "share");
+  fmt::print("{:<100} {:<20} {:<20} {:>7} {:>9}\n", "shape", "router", "oracle", "share",
+             "route us");
   for (const auto& r : results) {
     const auto chosen = r.cost.find(r.chosen);
-    fmt::print("{:<100} {:<13} {:<13} {:>7}\n", to_string(r.problem), r.chosen, r.oracle,
+    fmt::print("{:<100} {:<20} {:<20} {:>7} {:>9}{}\n", to_string(r.problem), r.chosen, r.oracle,
                chosen == r.cost.end() || r.oracle.empty()
-                   ? "-" : fmt::format("{:.3f}", r.cost.at(r.oracle) / chosen->second));
+                   ? "-" : fmt::format("{:.3f}", r.cost.at(r.oracle) / chosen->second),
+               r.route_s >= 0 ? fmt::format("{:.2f}", r.route_s * 1e6) : "-",
+               r.skipped.empty() ? "" : "  skipped: " + r.skipped);
   }
   fmt::print("\n{:<40} {:>10} {:>8} {:>8}\n", "policy", "geomean", "worst", "served");
   auto line = [&](const std::string& name, const Score& s) {
@@ -187,6 +247,11 @@ void add_evaluate_command(CLI::App& app, Context& context) {
   cmd->add_option("--repeat", options->repeat, "timed runs per backend and shape (default 5)");
   cmd->add_option("--warmup", options->warmup, "untimed runs first (default 1)");
   cmd->add_option("--objective", options->objective, "latency, energy or energy_delay");
+  cmd->add_option("--energy-ms", options->energy_ms,
+                  "CUDA: also measure energy per call from NVML's energy counter over at least "
+                  "this many milliseconds of back-to-back calls (default 0: off)");
+  cmd->add_option("--overhead-calls", options->overhead_calls,
+                  "time the router's choice over this many calls per shape (default 2000; 0: off)");
   cmd->callback([&context, options] { run_evaluate(context, *options); });
 }
 
