@@ -2,9 +2,11 @@
 # On a machine with 2+ GPUs, in the project's root, after `source .devdeps/gpu-env.sh`:
 #   bench/gpu/ring/run_ring.sh OUTDIR [COMMIT]
 # Builds what the ring needs, runs its tests (the CPU plan/merge tests and the multi-GPU test),
-# then the benchmark (one GPU against the ring, same inputs), recording every execution in a store
-# and training the router on it. Writes summary.txt, build.txt, tests.txt, bench.md, train.txt and
-# ring.db to OUTDIR. NVLink multicast stays off.
+# then the benchmark (one GPU against the ring, same inputs) on training lengths, recording every
+# execution in a store, trains the router on it, and checks the router's split-or-not verdict on
+# lengths it never saw against a second benchmark run. Writes summary.txt, build.txt, tests.txt,
+# bench.md, bench_unseen.md, crossover.md, train.txt and ring.db to OUTDIR. NVLink multicast stays
+# off.
 set -uo pipefail
 OUT=${1:?usage: run_ring.sh OUTDIR [COMMIT]}
 COMMIT=${2:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
@@ -43,3 +45,19 @@ tail -5 "$OUT/bench_err.txt" | tee -a "$S"
 "$BUILD/bin/pfa-tune" train --store "$OUT/ring.db" > "$OUT/train.txt" 2>&1
 say "train rc=$?"
 tail -12 "$OUT/train.txt" >> "$S"
+
+# Lengths the router never saw: measure them (not recorded), then ask the router.
+UNSEEN=${PFA_RING_UNSEEN:-2048,3072,6144,12288,24576,49152,98304}
+timeout 200 "$BUILD/bin/pfa_ring_bench" --lengths "$UNSEEN" > "$OUT/bench_unseen.md" 2>> "$OUT/bench_err.txt"
+say "unseen bench rc=$?"
+for causal in 0 1; do
+  for L in ${UNSEEN//,/ }; do
+    echo "$causal $L $("$BUILD/bin/pfa-tune" --json --store "$OUT/ring.db" route --split-over 2 \
+      --shape "batch=1,heads=16,seqlen=$L,head_dim=128,dtype=bf16,causal=$causal,device=cuda" \
+      | tr -d '\n')"
+  done
+done > "$OUT/route_unseen.txt" 2>&1
+python3 bench/gpu/ring/crossover.py "$OUT/bench_unseen.md" "$OUT/route_unseen.txt" \
+  > "$OUT/crossover.md" 2>&1
+say "crossover rc=$?"
+cat "$OUT/crossover.md" >> "$S"
