@@ -9,37 +9,26 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
-// The ATen operators of single kernels, called directly by the torch_sdpa_<kernel> plugins:
-// flash and memory-efficient with a `scale` from 2.1, cuDNN with (attn_bias, compute_log_sumexp)
-// from 2.5. Only on a LibTorch with CUDA: these plugins serve CUDA tensors only.
-#if defined(PFA_TORCH_CUDA) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
-#define PFA_SDPA_KERNEL_OPS 1
-#endif
-#if defined(PFA_SDPA_KERNEL_OPS) && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5)
-#define PFA_SDPA_CUDNN_OP 1
-#endif
+// The single-kernel operators (flash, cuDNN, memory-efficient) are called from
+// torch_sdpa_kernel_op.cpp, compiled into each torch_sdpa_<kernel> plugin alone: an operator whose
+// signature differs in some LibTorch costs only its own plugin, never plain torch_sdpa.
+#include "torch_sdpa_kernel_op.h"
 
 #if TORCH_VERSION_MAJOR >= 2
 #include <ATen/ops/scaled_dot_product_attention.h>
-#if defined(PFA_SDPA_KERNEL_OPS)
-#include <ATen/ops/_scaled_dot_product_efficient_attention.h>
-#include <ATen/ops/_scaled_dot_product_flash_attention.h>
-#endif
-#if defined(PFA_SDPA_CUDNN_OP)
-#include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
-#endif
 #else
 #include <ATen/ops/_scaled_dot_product_attention.h>
 #endif
 
 #if defined(PFA_TORCH_CUDA)
-#include <ATen/Context.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -138,39 +127,6 @@ void write_detail(char* detail, size_t capacity, const std::string& text) {
   if (detail != nullptr && capacity > 0) std::snprintf(detail, capacity, "%s", text.c_str());
 }
 
-// One kernel's ATen operator on [B, H, L, D] views; K/V heads already expanded where the kernel
-// needs it. The result is a new tensor the caller copies into `out`.
-at::Tensor run_kernel_op(Path path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                         bool causal, double scale) {
-#if defined(PFA_SDPA_KERNEL_OPS)
-  switch (path) {
-    case Path::flash:
-      // (query, key, value, dropout_p, is_causal, return_debug_mask, scale)
-      return std::get<0>(at::_scaled_dot_product_flash_attention(q, k, v, 0.0, causal, false, scale));
-    case Path::efficient:
-      // (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal, scale)
-      return std::get<0>(at::_scaled_dot_product_efficient_attention(q, k, v, OptionalTensor(),
-                                                                     false, 0.0, causal, scale));
-    case Path::cudnn:
-#if defined(PFA_SDPA_CUDNN_OP)
-      // (query, key, value, attn_bias, compute_log_sumexp, dropout_p, is_causal,
-      //  return_debug_mask, scale)
-      return std::get<0>(at::_scaled_dot_product_cudnn_attention(q, k, v, OptionalTensor(), false,
-                                                                 0.0, causal, false, scale));
-#else
-      break;
-#endif
-    case Path::automatic:
-      break;
-  }
-#else
-  (void)q, (void)k, (void)v, (void)causal, (void)scale;
-#endif
-  TORCH_CHECK(false, "the ", path_name(path), " kernel is not available in ", torch_version_text(),
-              " (needs 2.1+ with CUDA; cuDNN 2.5+)");
-  return {};
-}
-
 }  // namespace
 
 const char* path_name(Path path) {
@@ -196,7 +152,7 @@ std::string path_refusal(Path path, const pfa_problem& p, int sm) {
     return std::string(torch_version_text()) + " has no _scaled_dot_product_cudnn_attention with "
            "this signature (2.5+)";
 #else
-    if (!at::globalContext().hasCuDNN()) return std::string(torch_version_text()) + " has no cuDNN";
+    if (cudnn_version() == 0) return "no cuDNN library in this process (LibTorch loads none)";
 #endif
   }
   const bool half = p.dtype == PFA_DTYPE_FP16 || p.dtype == PFA_DTYPE_BF16;
@@ -225,20 +181,31 @@ std::string path_refusal(Path path, const pfa_problem& p, int sm) {
   (void)p, (void)sm;
 }
 
+// Looked up at run time: no cuDNN header or library at build time.
+size_t cudnn_version() {
+  using Fn = size_t (*)();
+  void* sym = dlsym(RTLD_DEFAULT, "cudnnGetVersion");
+  if (sym == nullptr) {
+    for (const char* name : {"libcudnn.so.9", "libcudnn.so.8", "libcudnn.so"}) {
+      if (void* h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD)) {
+        sym = dlsym(h, "cudnnGetVersion");
+        dlclose(h);
+        if (sym != nullptr) break;
+      }
+    }
+  }
+  return sym != nullptr ? reinterpret_cast<Fn>(sym)() : 0;
+}
+
 std::string cudnn_version_text() {
 #if defined(PFA_TORCH_CUDA)
-  try {
-    if (!at::globalContext().hasCuDNN()) return {};
-    const long v = at::detail::getCUDAHooks().versionCuDNN();
-    if (v <= 0) return {};
-    // cuDNN 9 numbers versions major*10000 + minor*100 + patch, cuDNN 8 major*1000 + ...
-    const long major = v >= 90000 ? v / 10000 : v / 1000;
-    const long minor = v >= 90000 ? (v % 10000) / 100 : (v % 1000) / 100;
-    return "cuDNN " + std::to_string(major) + "." + std::to_string(minor) + "." +
-           std::to_string(v % 100);
-  } catch (const std::exception&) {
-    return {};
-  }
+  const size_t v = cudnn_version();
+  if (v == 0) return {};
+  // cuDNN 9 numbers versions major*10000 + minor*100 + patch, cuDNN 8 major*1000 + ...
+  const size_t major = v >= 90000 ? v / 10000 : v / 1000;
+  const size_t minor = v >= 90000 ? (v % 10000) / 100 : (v % 1000) / 100;
+  return "cuDNN " + std::to_string(major) + "." + std::to_string(minor) + "." +
+         std::to_string(v % 100);
 #else
   return {};
 #endif
@@ -306,12 +273,23 @@ void compute_attention(const pfa_run_args& args, Path kernel, char* detail, size
 
   if (kernel != Path::automatic) {
     // The flash kernel reads grouped K/V heads itself; cuDNN and memory-efficient get them
-    // expanded (a copy of K and V per group).
-    const bool native_gqa = kernel == Path::flash;
-    const bool expand = group > 1 && !native_gqa;
-    const at::Tensor kk = expand ? expand_heads(k, group) : k;
-    const at::Tensor vv = expand ? expand_heads(v, group) : v;
-    o.copy_(run_kernel_op(kernel, q, kk, vv, square_causal, scale));
+    // expanded (a copy of K and V per group). Should a LibTorch's flash operator refuse grouped
+    // heads, the call is retried expanded and later calls expand from the start.
+    static std::atomic<bool> flash_reads_groups{true};
+    bool expand = group > 1 && !(kernel == Path::flash && flash_reads_groups.load());
+    if (group > 1 && !expand) {
+      try {
+        o.copy_(run_kernel_op(kernel, q, k, v, square_causal, scale));
+      } catch (const c10::Error&) {
+        flash_reads_groups.store(false);
+        expand = true;
+      }
+    }
+    if (group == 1 || expand) {
+      const at::Tensor kk = expand ? expand_heads(k, group) : k;
+      const at::Tensor vv = expand ? expand_heads(v, group) : v;
+      o.copy_(run_kernel_op(kernel, q, kk, vv, square_causal, scale));
+    }
     std::string text = path_name(kernel);
     if (group > 1) text += expand ? "+expand" : "+gqa";
     write_detail(detail, capacity, text);
