@@ -44,7 +44,7 @@ using namespace pfa;
 
 struct Config {
   int ranks = 0;
-  std::vector<int64_t> lengths = {4096, 8192, 16384, 32768, 65536, 131072, 262144};
+  std::vector<int64_t> lengths = {1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144};
   int repeats = 5;
   int64_t batch = 1, heads = 16, dim = 128;
   std::string store;

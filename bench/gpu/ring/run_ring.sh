@@ -47,7 +47,7 @@ say "train rc=$?"
 tail -12 "$OUT/train.txt" >> "$S"
 
 # Lengths the router never saw: measure them (not recorded), then ask the router.
-UNSEEN=${PFA_RING_UNSEEN:-2048,3072,6144,12288,24576,49152,98304}
+UNSEEN=${PFA_RING_UNSEEN:-1536,3072,6144,12288,24576,49152,98304}
 timeout 200 "$BUILD/bin/pfa_ring_bench" --lengths "$UNSEEN" > "$OUT/bench_unseen.md" 2>> "$OUT/bench_err.txt"
 say "unseen bench rc=$?"
 for causal in 0 1; do
