@@ -7,7 +7,9 @@
 
 #include <pfa/torch.h>
 
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/ones.h>
 
 #include <gtest/gtest.h>
 
@@ -18,6 +20,8 @@
 #endif
 
 #include <cstdio>
+#include <mutex>
+#include <thread>
 #include <random>
 #include <string>
 #include <vector>
@@ -191,6 +195,56 @@ TEST(TorchSdpaKernelsCuda, MatchReference) {
     }
   }
   EXPECT_GT(ran, 0);
+#endif
+}
+
+// On a GPU: the engine times a CUDA call with events on the caller's stream and records the GPU
+// time off the call path: the observer gets the execution after the engine is gone at the
+// latest, with a latency that is the GPU's, not the host's enqueue time.
+TEST(TorchSdpaKernelsCuda, EngineRecordsTheGpuTimeOfACudaCall) {
+  struct Collect final : ExecutionObserver {
+    void on_execution(const Execution& e) noexcept override {
+      std::lock_guard lock(mutex);
+      latencies.push_back(e.report.latency_s);
+      threads.push_back(std::this_thread::get_id());
+    }
+    std::mutex mutex;
+    std::vector<double> latencies;
+    std::vector<std::thread::id> threads;
+  };
+  auto observer = std::make_shared<Collect>();
+  Report report;
+  {
+    EngineOptions options;
+    options.plugins.paths = {torch_plugin_file()};
+    options.plugins.default_paths = false;
+    options.observer = observer;
+    Engine engine(std::move(options));
+    const Plugin* plain = engine.find_plugin("torch_sdpa");
+    ASSERT_NE(plain, nullptr);
+    std::string reason;
+    if (!plain->supports(cuda_problem(2, 2, 16, 64, PFA_DTYPE_BF16, false), &reason)) {
+      GTEST_SKIP() << "no CUDA here: " << reason;
+    }
+#if defined(PFA_TORCH_CUDA)
+    const at::TensorOptions on_gpu = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA, 0);
+    // Long enough that the GPU work clearly outlasts the host's enqueue.
+    const at::Tensor q = at::ones({1, 8192, 16, 128}, on_gpu), k = at::ones({1, 8192, 16, 128}, on_gpu),
+                     v = at::ones({1, 8192, 16, 128}, on_gpu);
+    at::Tensor out = at::empty({1, 8192, 16, 128}, on_gpu);
+    AttentionOptions o;
+    o.backend = "torch_sdpa";
+    for (int i = 0; i < 3; ++i) report = pfa::attention(engine, q, k, v, out, o);
+    c10::cuda::getDefaultCUDAStream().synchronize();
+#endif
+  }  // the engine delivers what is pending before it goes
+#if defined(PFA_TORCH_CUDA)
+  ASSERT_EQ(observer->latencies.size(), 3u);
+  const double gpu = observer->latencies.back();
+  std::printf("host enqueue %.3f ms, recorded GPU time %.3f ms\n", report.latency_s * 1e3, gpu * 1e3);
+  EXPECT_GT(gpu, 0.0);
+  EXPECT_NE(gpu, report.latency_s);
+  EXPECT_NE(observer->threads.back(), std::this_thread::get_id());  // resolved off the call path
 #endif
 }
 
