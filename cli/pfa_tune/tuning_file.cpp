@@ -194,7 +194,10 @@ std::vector<store::ExecutionRecord> read_tuning_file(const std::filesystem::path
     throw bad(fmt::format("{} is not a pfa tuning database (its first line is no JSON header); "
                           "make one with `pfa-tune export FILE`", path.string()));
   }
-  if (!header.is_object() || header.value("format", std::string()) != kTuningFileFormat) {
+  // (Not header.value("format", ...): that throws when "format" is there but no string.)
+  const auto format = header.is_object() ? header.find("format") : header.end();
+  if (format == header.end() || !format->is_string() ||
+      format->get<std::string>() != kTuningFileFormat) {
     throw bad(fmt::format("{} is not a pfa tuning database (its header does not say format "
                           "\"{}\")", path.string(), kTuningFileFormat));
   }

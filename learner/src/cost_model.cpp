@@ -73,6 +73,27 @@ std::string hex(uint64_t v) { return fmt::format("{:016x}", v); }
 
 uint64_t parse_hex(const std::string& s) { return std::stoull(s, nullptr, 16); }
 
+// nlohmann's get<int>() and get<float>() cast whatever number is there (undefined behaviour when a
+// damaged file holds 5e71 where a count belongs): read the model's numbers through these instead.
+template <class T>
+T whole(const nlohmann::json& j) {
+  const bool fits = j.is_number_unsigned()
+                        ? j.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                        : j.is_number_integer() &&
+                              j.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                              (std::numeric_limits<T>::max() >= std::numeric_limits<int64_t>::max() ||
+                               j.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max()));
+  if (!fits) throw std::out_of_range("an integer field holds " + j.dump());
+  return j.is_number_unsigned() ? static_cast<T>(j.get<uint64_t>()) : static_cast<T>(j.get<int64_t>());
+}
+
+float real(const nlohmann::json& j) {
+  if (!j.is_number() || !(std::fabs(j.get<double>()) <= std::numeric_limits<float>::max())) {
+    throw std::out_of_range("a number field holds " + j.dump());
+  }
+  return static_cast<float>(j.get<double>());
+}
+
 }  // namespace
 
 struct CostModel::Lane {
@@ -281,32 +302,32 @@ std::shared_ptr<const CostModel> CostModel::from_json(std::string_view json, int
   std::shared_ptr<CostModel> model(new CostModel());
   try {
     const auto meta = nlohmann::json::parse((*attrs)[kMetaAttribute].get<std::string>());
-    if (meta.at("version").get<int>() > kMetaVersion) {
+    if (whole<int>(meta.at("version")) > kMetaVersion) {
       throw Error(ErrorCode::model,
                   fmt::format("the model's metadata version {} is newer than this pfa reads ({}): "
                               "upgrade pfa or retrain the model",
-                              meta.at("version").get<int>(), kMetaVersion));
+                              whole<int>(meta.at("version")), kMetaVersion));
     }
-    if (meta.at("version").get<int>() < kMetaVersion) {
+    if (whole<int>(meta.at("version")) < kMetaVersion) {
       throw Error(ErrorCode::model,
                   fmt::format("the model's metadata version {} predates this pfa's features "
                               "(version {} added the rank count of split problems): retrain it "
                               "with `pfa-tune train`",
-                              meta.at("version").get<int>(), kMetaVersion));
+                              whole<int>(meta.at("version")), kMetaVersion));
     }
     model->objective_ = parse_objective(meta.at("objective").get<std::string>());
     model->space_ = FeatureSpace(meta.at("backends").get<std::vector<std::string>>(),
                                  meta.at("device_classes").get<std::vector<std::string>>());
-    model->trained_rows_ = meta.at("trained_rows").get<int64_t>();
-    model->fitted_groups_ = meta.value("fitted_groups", int64_t{0});
-    model->min_rows_ = meta.at("min_rows_per_backend").get<int>();
-    model->margin_ = meta.at("coverage_margin_log2").get<float>();
+    model->trained_rows_ = whole<int64_t>(meta.at("trained_rows"));
+    model->fitted_groups_ = meta.contains("fitted_groups") ? whole<int64_t>(meta["fitted_groups"]) : 0;
+    model->min_rows_ = whole<int>(meta.at("min_rows_per_backend"));
+    model->margin_ = real(meta.at("coverage_margin_log2"));
     for (const auto& c : meta.at("coverage")) {
-      model->coverage_.push_back({c.at(0).get<int64_t>(), c.at(1).get<float>(), c.at(2).get<float>()});
+      model->coverage_.push_back({whole<int64_t>(c.at(0)), real(c.at(1)), real(c.at(2))});
     }
     for (const auto& c : meta.at("measurements")) {
       model->counts_.push_back(
-          {parse_hex(c.at(0).get<std::string>()), c.at(1).get<int32_t>(), c.at(2).get<int32_t>()});
+          {parse_hex(c.at(0).get<std::string>()), whole<int32_t>(c.at(1)), whole<int32_t>(c.at(2))});
     }
   } catch (const Error&) {
     throw;
@@ -325,8 +346,10 @@ std::shared_ptr<const CostModel> CostModel::from_json(std::string_view json, int
     return std::tie(a.problem, a.backend) < std::tie(b.problem, b.backend);
   });
   model->json_.assign(json);
-  model->make_lanes(model->json_, prediction_lanes);
+  // Trees first: a damaged tree is refused here, before XGBoost (whose predictor loops forever on
+  // a tree whose child points back up) ever sees it.
   model->build_forest(model->json_);
+  model->make_lanes(model->json_, prediction_lanes);
   bst_ulong features = 0;
   check(XGBoosterGetNumFeature(model->lanes_[0]->booster, &features), "read the feature count");
   if (features != model->space_.width()) {
@@ -445,51 +468,96 @@ float CostModel::Forest::evaluate(const float* row) const noexcept {
 void CostModel::build_forest(std::string_view json) {
   // Reads the trees of XGBoost's JSON model (schema of XGBoost 1.x/2.x: learner.gradient_booster
   // .model.trees[] with left_children, right_children, split_indices, split_conditions,
-  // default_left). Anything unexpected leaves the forest empty and XGBoost predicts instead.
+  // default_left). It also checks what XGBoost's own loader and predictor take on trust (the tree
+  // count, every per-node array's length, child indexes, split features, output groups): XGBoost
+  // reads out of bounds or loops forever on a file damaged there. Anything wrong throws
+  // pfa::Error(model), so from_json() refuses the file before XGBoost sees it.
   forest_ = Forest{};
+  const auto damaged = [](const std::string& what) {
+    return Error(ErrorCode::model,
+                 fmt::format("the routing model is damaged ({}): retrain it with `pfa-tune train`",
+                             what));
+  };
+  Forest f;
   try {
     const auto doc = nlohmann::json::parse(json);
     const auto& learner = doc.at("learner");
-    if (learner.at("gradient_booster").at("name") != "gbtree") return;
-    Forest f;
+    const auto& booster = learner.at("gradient_booster");
+    if (booster.at("name") != "gbtree") throw damaged("its booster is not a tree ensemble");
     f.base_score = std::stof(learner.at("learner_model_param").at("base_score").get<std::string>());
-    for (const auto& tree : learner.at("gradient_booster").at("model").at("trees")) {
+    const auto& model = booster.at("model");
+    const auto& trees = model.at("trees");
+    const auto& groups = model.at("tree_info");
+    const auto& param = model.at("gbtree_model_param");
+    if (!trees.is_array() || !groups.is_array() || groups.size() != trees.size() ||
+        param.at("num_trees").get<std::string>() != std::to_string(trees.size()) ||
+        param.at("num_parallel_tree").get<std::string>() != "1" ||
+        param.at("size_leaf_vector").get<std::string>() != "0") {
+      throw damaged("its tree count, tree_info and trees disagree");
+    }
+    for (size_t t = 0; t < trees.size(); ++t) {
+      const auto& tree = trees[t];
+      const auto tree_damaged = [&](const char* what) {
+        return damaged(fmt::format("tree {}: {}", t, what));
+      };
+      if (whole<int64_t>(groups[t]) != 0 || whole<int64_t>(tree.at("id")) != static_cast<int64_t>(t)) {
+        throw tree_damaged("its id or output group is not what its position says");
+      }
       const auto& left = tree.at("left_children");
       const auto& right = tree.at("right_children");
       const auto& feature = tree.at("split_indices");
       const auto& condition = tree.at("split_conditions");
       const auto& default_left = tree.at("default_left");
-      if (tree.contains("split_type")) {
-        for (const auto& t : tree["split_type"]) {
-          if (t.get<int>() != 0) return;  // categorical splits: not handled here
+      const size_t n = left.size();
+      const auto& tree_param = tree.at("tree_param");
+      if (n == 0 || tree_param.at("num_nodes").get<std::string>() != std::to_string(n) ||
+          tree_param.at("size_leaf_vector").get<std::string>() != "0") {
+        throw tree_damaged("its node count is wrong");
+      }
+      for (const char* key : {"right_children", "split_indices", "split_conditions",
+                              "default_left", "parents", "loss_changes", "sum_hessian",
+                              "base_weights", "split_type"}) {
+        const auto& a = tree.at(key);
+        if (!a.is_array() || a.size() != n) throw tree_damaged("its node arrays differ in length");
+      }
+      for (const char* key : {"categories", "categories_nodes", "categories_segments",
+                              "categories_sizes"}) {
+        if (tree.contains(key) && !tree[key].empty()) {
+          throw tree_damaged("it has categorical splits, which pfa never trains");
         }
       }
-      const size_t n = left.size();
-      if (right.size() != n || feature.size() != n || condition.size() != n ||
-          default_left.size() != n || n == 0) {
-        return;
+      for (const auto& type : tree.at("split_type")) {
+        if (whole<int>(type) != 0) throw tree_damaged("it has categorical splits");
       }
       const auto root = static_cast<uint32_t>(f.nodes.size());
       for (size_t i = 0; i < n; ++i) {
         Node node;
-        node.left = left[i].get<int32_t>();
-        node.right = right[i].get<int32_t>();
-        node.feature = feature[i].get<uint32_t>();
-        node.value = condition[i].get<float>();
+        node.left = whole<int32_t>(left[i]);
+        node.right = whole<int32_t>(right[i]);
+        node.feature = whole<uint32_t>(feature[i]);
+        node.value = real(condition[i]);
         node.default_left = default_left[i].is_boolean() ? default_left[i].get<bool>()
-                                                          : default_left[i].get<int>() != 0;
-        if (node.left >= static_cast<int32_t>(n) || node.right >= static_cast<int32_t>(n) ||
-            (node.left >= 0 && (node.right < 0 || node.feature >= space_.width()))) {
-          return;
+                                                          : whole<int>(default_left[i]) != 0;
+        // XGBoost numbers a node's children after the node itself; insisting on that keeps a
+        // damaged file from sending a tree walk round a loop.
+        const auto here = static_cast<int32_t>(i);
+        const auto child = [&](int32_t c) { return c > here && c < static_cast<int32_t>(n); };
+        if (node.left != -1 && !(child(node.left) && child(node.right))) {
+          throw tree_damaged("a child index is out of range or not after its parent");
+        }
+        if (node.left >= 0 && node.feature >= space_.width()) {
+          throw tree_damaged("a split on a feature the model does not have");
         }
         f.nodes.push_back(node);
       }
       f.roots.push_back(root);
     }
-    forest_ = std::move(f);
-  } catch (const std::exception&) {
-    forest_ = Forest{};
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw damaged(fmt::format("its trees cannot be read: {}", e.what()));
   }
+  forest_ = std::move(f);
 }
 
 bool CostModel::predict_xgboost(const Problem& problem, int device_class_id,

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds pfa's fuzz targets with clang's libFuzzer (+ AddressSanitizer and UBSan) and runs each for
 # a bounded time from the seed corpus kept beside this script. Exit 77 (skipped) without clang.
+# Targets: shape strings, shapes files, call validation, tuning databases (`pfa-tune import` and
+# `merge`) and routing models (XGBoost JSON as the router loads it). PFA_FUZZ_TARGETS="a b" runs
+# only those.
 # Usage: run_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS_PER_TARGET]
 set -euo pipefail
 src="$1"
@@ -18,19 +21,36 @@ if ! echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned 
 fi
 mkdir -p "$work"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$src/core/include" -DPFA_VERSION_STRING=\"fuzz\")
+       -I"$src/core/include" -I"$src/store/include" -I"$src/learner/include"
+       -DPFA_VERSION_STRING=\"fuzz\")
 core=("$src/core/src/problem.cpp" "$src/core/src/error.cpp" "$src/core/src/options.cpp")
 declare -A extra=(
   [problem_string]=""
   [shapes_file]="$src/cli/common/shapes.cpp"
   [validate]="$src/core/src/validate.cpp"
+  [tuning_file]="$src/cli/pfa_tune/tuning_file.cpp $src/store/src/store.cpp $src/store/src/schema.cpp -lsqlite3"
+  [cost_model]="$src/learner/src/cost_model.cpp $src/learner/src/features.cpp $src/core/src/router.cpp $src/core/src/plugin.cpp $src/store/src/store.cpp $src/store/src/schema.cpp -lsqlite3 -lxgboost -ldl"
 )
-status=0
-for target in problem_string shapes_file validate; do
-  binary="$work/fuzz_$target"
+targets=(${PFA_FUZZ_TARGETS:-problem_string shapes_file validate tuning_file cost_model})
+# Compile every target first, in parallel (the nlohmann-json ones take a while), then run them.
+pids=()
+for target in "${targets[@]}"; do
   # shellcheck disable=SC2086
   "$cxx" "${flags[@]}" "$src/tests/fuzz/fuzz_$target.cpp" "${core[@]}" ${extra[$target]} \
-    -lfmt -o "$binary"
+    -lfmt -lpthread -o "$work/fuzz_$target" > "$work/build_$target.log" 2>&1 &
+  pids+=($!)
+done
+status=0
+for i in "${!targets[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "FAILED: fuzz_${targets[$i]} does not build"
+    cat "$work/build_${targets[$i]}.log"
+    status=1
+  fi
+done
+[ $status -eq 0 ] || exit $status
+for target in "${targets[@]}"; do
+  binary="$work/fuzz_$target"
   corpus="$work/corpus_$target"
   mkdir -p "$corpus"
   echo "== fuzz_$target: ${seconds}s"

@@ -74,7 +74,7 @@ class CostModel {
       const std::function<bool(const store::ExecutionRecord&)>& include = {});
 
   // XGBoost JSON with pfa's metadata, as to_json() writes it. Throws pfa::Error(model) naming the
-  // problem.
+  // problem; a damaged tree ensemble is refused before XGBoost reads it.
   static std::shared_ptr<const CostModel> from_json(std::string_view json, int prediction_lanes = 1);
   static std::shared_ptr<const CostModel> load(const std::filesystem::path& path,
                                                int prediction_lanes = 1);
@@ -101,7 +101,7 @@ class CostModel {
   // Predicted cost (objective's unit) of each backend id on one problem, into `costs`. At most
   // kMaxBackends ids. Walks the model's trees directly (read from XGBoost's JSON, the same sums as
   // XGBoost's CPU predictor): under a microsecond, no allocation, no lock. Falls back to XGBoost
-  // for a model whose trees it cannot read. Returns false (costs NaN) when XGBoost fails.
+  // for a model without trees. Returns false (costs NaN) when XGBoost fails.
   bool predict(const Problem& problem, int device_class_id, std::span<const int> backend_ids,
                std::span<double> costs) const noexcept;
 
