@@ -131,6 +131,14 @@ void run_bench(const Context& context, const BenchOptions& o) {
   }
   progress.finish();
   recorder->writer().flush();
+  // Energy asked for but not measured (no NVML, no counter, no CUDA): say why, once.
+  std::string energy_note;
+  for (const auto& row : results) {
+    if (row.contains("energy_note") && !row.value("energy_measured", false)) {
+      energy_note = row["energy_note"].get<std::string>();
+      break;
+    }
+  }
   const auto& writer = recorder->writer();
   if (context.json) {
     context.print_json({{"store", context.resolved_store_path().string()},
@@ -140,6 +148,7 @@ void run_bench(const Context& context, const BenchOptions& o) {
                         {"dropped", writer.dropped()},
                         {"failed_to_record", writer.failed()}});
   } else {
+    if (!energy_note.empty()) fmt::print("\nenergy not measured: {}\n", energy_note);
     fmt::print("\nrecorded {} runs in {}{}\n", writer.written(),
                context.resolved_store_path().string(),
                writer.dropped() + writer.failed()
