@@ -49,8 +49,10 @@ std::unique_ptr<Engine> Context::make_engine(std::shared_ptr<ExecutionObserver> 
       try {
         if (auto model = learner::load_active_model(*store, objective)) models.push_back(model);
       } catch (const Error& e) {
-        fmt::print(stderr, "pfa-tune: ignoring the active {} model: {}\n",
-                   objective_name(objective), e.what());
+        // Said once per command; what follows routes as if the store had no such model.
+        fmt::print(stderr,
+                   "pfa-tune: warning: {}. Until then, {} routing uses the plugins' estimates\n",
+                   e.what(), objective_name(objective));
       }
     }
     options.make_router = [models, pins = std::move(pins)](const PluginList& plugins) {

@@ -6,12 +6,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace pfa::learner {
 
 BackgroundLearner::BackgroundLearner(std::filesystem::path store_path, LearnedRouter& router,
                                      LearnerOptions options)
     : store_(store_path), router_(router), options_(std::move(options)) {
+  if (!options_.on_model_error) {
+    options_.on_model_error = [](const std::string& message) {
+      std::fprintf(stderr, "pfa: %s\n", message.c_str());
+    };
+  }
   for (const Objective objective : options_.objectives) {
     Baseline b;
     LearnerStep ignored;
@@ -30,7 +36,17 @@ bool BackgroundLearner::adopt_active(Baseline& b, Objective objective, LearnerSt
   const auto record = store_.active_model(model_kind(objective));
   if (!record || record->id == b.model_id) return false;
   b.model_id = record->id;  // even if unreadable: do not retry the same bad model every poll
-  b.model = CostModel::from_json(record->model_json);
+  try {
+    b.model = CostModel::from_json(record->model_json);
+  } catch (const Error& e) {
+    const std::string message = fmt::format(
+        "the store's active {} model (id {}) in {} cannot be read, so routing uses {} until a "
+        "readable model is trained or activated (`pfa-tune train`): {}",
+        model_kind(objective), record->id, store_.path().string(),
+        b.model ? "the model it had" : "the plugins' estimates", e.what());
+    options_.on_model_error(message);
+    throw Error(ErrorCode::model, message);
+  }
   b.trained_on = record->trained_on_records;
   b.max_record_id = record->max_record_id;
   router_.set_model(b.model);

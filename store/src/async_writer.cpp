@@ -2,6 +2,7 @@
 #include <pfa/store/async_writer.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -15,7 +16,19 @@ static_assert(std::is_trivially_copyable_v<ExecutionRecord>,
               "ExecutionRecord must stay trivially copyable: the queue moves it with memcpy");
 
 AsyncWriter::AsyncWriter(const std::filesystem::path& path, AsyncWriterOptions options)
-    : options_(options), store_(path, options.store) {
+    : options_(options), path_(path) {
+  try {
+    store_.emplace(path, options.store);
+  } catch (const Error& e) {
+    // A store file that exists but may not be written: the application goes on unrecorded.
+    std::error_code ec;
+    const auto folder = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+    if (!std::filesystem::is_regular_file(path, ec) ||
+        (::access(path.c_str(), W_OK) == 0 && ::access(folder.c_str(), W_OK) == 0)) {
+      throw;
+    }
+    open_error_ = e.what();
+  }
   if (options_.capacity == 0 || options_.capacity > (size_t{1} << 30)) {
     throw Error(ErrorCode::invalid_argument,
                 "AsyncWriter: capacity " + std::to_string(options_.capacity) +
@@ -34,7 +47,7 @@ AsyncWriter::AsyncWriter(const std::filesystem::path& path, AsyncWriterOptions o
   std::memset(static_cast<void*>(records_.get()), 0, capacity * sizeof(RecordBytes));
   batch_.reserve(batch_size_);
   struct stat st {};
-  if (::stat(store_.path().c_str(), &st) == 0) {
+  if (::stat(path_.c_str(), &st) == 0) {
     file_device_ = st.st_dev;
     file_inode_ = st.st_ino;
   }
@@ -113,14 +126,15 @@ void AsyncWriter::run() {
       try {
         // SQLite keeps writing to a file that was deleted or replaced under it, and the records
         // would vanish with the old inode: check that the path still names the file we opened.
+        if (!store_) throw Error(ErrorCode::store, open_error_);
         struct stat st {};
-        if (::stat(store_.path().c_str(), &st) != 0 || st.st_dev != file_device_ ||
+        if (::stat(path_.c_str(), &st) != 0 || st.st_dev != file_device_ ||
             st.st_ino != file_inode_) {
-          throw Error(ErrorCode::store, "the store file " + store_.path().string() +
+          throw Error(ErrorCode::store, "the store file " + path_.string() +
                                             " was removed or replaced while pfa had it open; "
                                             "executions are no longer recorded");
         }
-        store_.insert(batch_);
+        store_->insert(batch_);
         written_.fetch_add(n, std::memory_order_release);
         batches_.fetch_add(1, std::memory_order_relaxed);
       } catch (const std::exception& e) {

@@ -281,6 +281,8 @@ struct Store::Impl {
         return "The file is damaged: move it away (a new store is created in its place) or "
                "restore a backup";
       case SQLITE_READONLY:
+        return "The file, its folder or its file system is read-only for this user: make them "
+               "writable, run as the store's owner, or choose another store path";
       case SQLITE_PERM:
       case SQLITE_CANTOPEN:
         return "Check that the file and its folder exist and are writable, or choose another "
@@ -415,6 +417,10 @@ struct Store::Impl {
     if (rc != SQLITE_OK) fail("cannot open it", rc, advice_for(rc));
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, static_cast<int>(options.busy_timeout.count()));
+    // SQLite quietly opens a file it may not write read-only; say so now, not at the first write.
+    if (sqlite3_db_readonly(db, "main") == 1) {
+      fail("cannot be written", SQLITE_OK, advice_for(SQLITE_READONLY));
+    }
 
     // WAL: readers never block the writer and the writer never blocks readers; NORMAL sync is
     // durable against crashes of the process (a power cut may lose the last commits, not the file).

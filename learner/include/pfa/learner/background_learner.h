@@ -35,6 +35,10 @@ struct LearnerOptions {
   int64_t min_new_records = 50;
   double tolerance = 0.0;  // a new model may route this much worse (share of oracle) and still win
   std::chrono::milliseconds poll_interval{5000};
+  // Called once for each active model in the store that cannot be read (damaged or truncated):
+  // routing keeps the model it had, else the plugins' estimates, until a readable one is activated.
+  // Default: one line on stderr.
+  std::function<void(const std::string& message)> on_model_error;
   // Trains a candidate; default learner::train. Tests replace it to offer a worse model.
   std::function<TrainResult(std::span<const store::ExecutionRecord>, const TrainOptions&)> trainer;
 };

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +45,10 @@ struct AsyncWriterOptions {
 class AsyncWriter {
  public:
   // Opens its own connection to the store at `path` (creating or migrating it); throws
-  // pfa::Error(store) when it cannot, before any thread starts.
+  // pfa::Error(store) when it cannot, before any thread starts. One exception: an existing store
+  // file that this process may not write (read-only file, folder or file system) does not stop the
+  // application. The writer starts, every batch fails and is counted in failed(), and
+  // on_first_failure says why once.
   explicit AsyncWriter(const std::filesystem::path& path, AsyncWriterOptions options = {});
   // Commits everything enqueued so far, then stops the writer thread.
   ~AsyncWriter();
@@ -66,7 +70,7 @@ class AsyncWriter {
   uint64_t batches() const noexcept { return batches_.load(std::memory_order_relaxed); }
   std::string last_error() const;  // empty when no batch has failed
   size_t capacity() const noexcept { return mask_ + 1; }
-  const std::filesystem::path& path() const noexcept { return store_.path(); }
+  const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
   // Raw bytes for one record, cache-line aligned. Records are trivially copyable and move in and
@@ -79,7 +83,9 @@ class AsyncWriter {
   size_t drain();  // moves published records into batch_; returns how many
 
   AsyncWriterOptions options_;
-  Store store_;
+  std::filesystem::path path_;
+  std::optional<Store> store_;  // empty: the store file exists but cannot be written
+  std::string open_error_;      // why it cannot
   size_t mask_ = 0;
   size_t batch_size_ = 0;
   // Slot i is free for the producer of position p when sequences_[i] == p, and holds that
