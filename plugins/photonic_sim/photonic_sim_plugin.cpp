@@ -42,6 +42,9 @@ using pfa::plugin::write_message;
 struct PhotonicContext {
   std::unique_ptr<ph::SimulatedDevice> device;
   std::string calibration_mode;
+  std::string calibration_source;   // "stored <path>", "at start", "off"
+  std::string calibration_refused;  // why a stored record was not applied (empty: it was)
+  double probe_drift_pm = 0;        // drift since calibration when probe_error was measured
   int sample_rows = 16;
   double time_scale = 1.0;   // simulated seconds per wall-clock second
   std::string log_path;
@@ -65,6 +68,16 @@ double model_error(const ph::SimulatedDevice& d) {
 }
 
 double expected_error(PhotonicContext& c) {
+  // Once drift has outrun the calibration, the probe is measured again (at most once per
+  // stale-threshold of further ring shift), so the router sees the accuracy change before any
+  // call has paid for it.
+  if (c.device->calibrated() && c.device->calibration_stale()) {
+    const double drift = c.device->drift_since_calibration_pm();
+    if (std::abs(drift - c.probe_drift_pm) >= c.device->params().stale_threshold_pm) {
+      c.probe_error = ph::probe_attention_error(*c.device, 0x5eed);
+      c.probe_drift_pm = drift;
+    }
+  }
   double e = std::max(model_error(*c.device), c.probe_error);
   if (c.recent_error >= 0) e = std::max(e, c.recent_error);
   return e;
@@ -89,20 +102,44 @@ pfa_status create(const pfa_host_info*, pfa_context** context, char* message, si
     c->time_scale = settings.time_scale;
     c->log_path = settings.log_path;
     c->calibration_mode = settings.calibration;
+    // A stored record: the one PFA_PHOTONIC_CALIBRATION names, or ("auto") this chip's record
+    // that `pfa-tune calibrate` left in the state folder. A record of another chip (profile,
+    // geometry or device seed) is refused: the device then runs uncalibrated and says why.
+    std::string record_path;
     if (c->calibration_mode == "auto") {
-      ph::CalibrationOptions options;
-      options.measure_error = false;
-      ph::calibrate(*c->device, options);
+      const std::string dir = ph::default_state_directory();
+      if (!dir.empty()) {
+        const std::string candidate = dir + "/" +
+            ph::calibration_file_name(c->device->params().name, settings.config.device_seed);
+        if (std::ifstream(candidate)) record_path = candidate;
+      }
     } else if (c->calibration_mode != "off") {
-      std::ifstream in(c->calibration_mode);
+      record_path = c->calibration_mode;
+    }
+    if (!record_path.empty()) {
+      std::ifstream in(record_path);
       if (!in) {
         write_message(message, capacity, "photonic_sim: cannot read calibration file %s",
-                      c->calibration_mode.c_str());
+                      record_path.c_str());
         return PFA_STATUS_INVALID_ARGUMENT;
       }
       std::stringstream text;
       text << in.rdbuf();
-      ph::apply_calibration(*c->device, ph::calibration_from_json(text.str()));
+      try {
+        ph::apply_calibration(*c->device, ph::calibration_from_json(text.str()));
+        c->calibration_source = "stored " + record_path;
+      } catch (const std::exception& e) {
+        c->device->clear_corrections();
+        c->calibration_refused = record_path + ": " + e.what();
+        c->calibration_source = "off";
+      }
+    } else if (c->calibration_mode == "auto") {
+      ph::CalibrationOptions options;
+      options.measure_error = false;
+      ph::calibrate(*c->device, options);
+      c->calibration_source = "at start";
+    } else {
+      c->calibration_source = "off";
     }
     c->probe_error = ph::probe_attention_error(*c->device, 0x5eed);
     c->last_tick = std::chrono::steady_clock::now();
@@ -163,6 +200,7 @@ pfa_status estimate(pfa_context* context, const pfa_problem* p, pfa_estimate* e,
   if (supports(context, p, message, capacity) != PFA_STATUS_OK) return PFA_STATUS_UNSUPPORTED;
   PhotonicContext& c = ctx(context);
   std::lock_guard lock(c.mutex);
+  tick(c);
   const ph::AttentionCost cost =
       ph::attention_cost(c.device->params(), c.device->cost_config(), shape_of(*p));
   e->latency_s = cost.latency_s;
@@ -192,6 +230,8 @@ void append_log(const PhotonicContext& c, const pfa_problem& p, const ph::Attent
   j["calibrated"] = c.device->calibrated();
   j["calibration_stale"] = c.device->calibration_stale();
   j["drift_pm"] = c.device->drift_since_calibration_pm();
+  j["calibration"] = c.calibration_source;
+  if (!c.calibration_refused.empty()) j["calibration_refused"] = c.calibration_refused;
   std::ofstream(c.log_path, std::ios::app) << j.dump() << '\n';
 }
 
@@ -227,10 +267,13 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
       if (PFA_STRUCT_HAS(result, pfa_run_result, measured_rel_error)) {
         result->measured_rel_error = measured.rows > 0 ? measured.rel_error : -1.0;
       }
-      write_message(result->detail, sizeof result->detail, "%s dac%d adc%d%s%s",
+      // 63 characters: "generic dac8 adc8 cal stale", or "... uncal: record refused (not this
+      // chip)" when a stored calibration was of another device (device_info has the whole why).
+      write_message(result->detail, sizeof result->detail, "%s dac%d adc%d%s%s%s",
                     c.device->params().name.c_str(), c.device->config().dac_bits,
                     c.device->config().adc_bits, c.device->calibrated() ? " cal" : " uncal",
-                    c.device->calibration_stale() ? " stale" : "");
+                    c.device->calibration_stale() ? " stale" : "",
+                    c.calibration_refused.empty() ? "" : ": record refused (not this chip)");
     }
     return PFA_STATUS_OK;
   } catch (const std::bad_alloc&) {
@@ -254,11 +297,14 @@ pfa_status device_info(pfa_context* context, int32_t device_type, int32_t, pfa_d
                 p.name.c_str());
   write_message(info->detail, sizeof info->detail,
                 "simulated: %dx%dx%d crossbar %.2f GHz x%d cores, dac %d adc %d bits, device seed "
-                "%llu, %s",
+                "%llu, %s%s%s%s",
                 p.core_width, p.core_height, p.wavelengths, p.clock_hz * 1e-9, p.cores,
                 c.device->config().dac_bits, c.device->config().adc_bits,
                 static_cast<unsigned long long>(c.device->config().device_seed),
-                c.device->calibrated() ? "calibrated" : "uncalibrated");
+                c.device->calibrated() ? "calibrated " : "uncalibrated",
+                c.device->calibrated() ? c.calibration_source.c_str() : "",
+                c.calibration_refused.empty() ? "" : ": refused ",
+                c.calibration_refused.c_str());
   return PFA_STATUS_OK;
 }
 

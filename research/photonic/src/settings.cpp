@@ -1,5 +1,9 @@
 #include "pfa/photonic/settings.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <array>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -57,6 +61,33 @@ Settings settings_from_env() {
   if (s.sample_rows < 0) throw std::runtime_error("PFA_PHOTONIC_SAMPLE_ROWS must be >= 0");
   if (const char* v = env("PFA_PHOTONIC_LOG")) s.log_path = v;
   return s;
+}
+
+std::string default_state_directory() {
+  // The same folder as the execution store's default (store/src/store.cpp, default_path).
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && state[0] == '/') return std::string(state) + "/pfa";
+  std::string home = env("HOME") ? env("HOME") : "";
+  if (home.empty()) {
+    passwd pw{};
+    passwd* found = nullptr;
+    std::array<char, 4096> buffer{};
+    if (getpwuid_r(getuid(), &pw, buffer.data(), buffer.size(), &found) == 0 && found &&
+        found->pw_dir) {
+      home = found->pw_dir;
+    }
+  }
+  return home.empty() ? std::string() : home + "/.local/state/pfa";
+}
+
+std::string calibration_file_name(const std::string& profile_name, uint64_t device_seed) {
+  std::string name = profile_name;
+  for (char& ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+    if (!ok) ch = '_';
+  }
+  return "photonic_sim-" + name + "-dev" + std::to_string(device_seed) + ".calibration.json";
 }
 
 }  // namespace pfa::photonic
