@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 namespace pfa::tune { void add_conformance_command(CLI::App& app, Context& context); }
+namespace pfa::tune { void add_calibrate_command(CLI::App& app, Context& context); }
 
 int main(int argc, char** argv) {
   pfa::tune::Context context;
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   pfa::tune::add_transfer_commands(app, context);
   pfa::tune::add_pin_commands(app, context);
   pfa::tune::add_report_command(app, context);
+  pfa::tune::add_calibrate_command(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
