@@ -43,9 +43,14 @@ step() {
   return 0
 }
 
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null | grep -v '^??' || true)" ]; then
-  COMMIT="$COMMIT+local changes"
+# PFA_COMMIT names the commit when the tree is an export without its own git history.
+if [ -n "${PFA_COMMIT:-}" ]; then
+  COMMIT=$PFA_COMMIT
+else
+  COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git -C "$REPO" status --porcelain 2>/dev/null | grep -v '^??' || true)" ]; then
+    COMMIT="$COMMIT+local changes"
+  fi
 fi
 say "pfa loop: commit $COMMIT, $JOBS cores, output $OUT"
 {
