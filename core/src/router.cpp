@@ -35,6 +35,11 @@ bool eligible(const Plugin& plugin, const Problem& problem, const RoutingPolicy&
     return false;
   }
   if (plugin.approximate()) {
+    // A budget of 0 means exact backends only, even where an approximate one expects no error
+    // (a spectral backend keeping every mode is exact in theory, not in its rounding).
+    if (!(policy.max_rel_error > 0)) {
+      return say("approximate backend: the accuracy budget 0 admits exact backends only");
+    }
     const pfa_estimate e = plugin.estimate(problem);
     if (!(e.rel_error <= policy.max_rel_error)) {
       if (reason && capacity) {
