@@ -33,6 +33,7 @@ void run_train(const Context& context, const TrainCommandOptions& o) {
   options.train.holdout_fraction = o.holdout;
   options.force = o.force;
   options.train.include_foreign = o.allow_foreign;
+  if (!o.allow_foreign) options.train.devices = learner::local_device_names(context.make_engine()->plugins());
   const learner::StoreTrainResult result = learner::train_from_store(*store, options);
   const auto& m = result.trained.metrics;
   if (context.json) {
@@ -47,7 +48,8 @@ void run_train(const Context& context, const TrainCommandOptions& o) {
              "skipped, {:.2f} s\n", result.model_id, learner::model_kind(options.train.fit.objective),
              m.records, m.train_rows, m.holdout_rows, m.failed, m.seconds);
   if (m.foreign > 0) {
-    fmt::print("left out {} imported runs of other devices (--allow-foreign to learn from them)\n",
+    fmt::print("left out {} runs of other devices, imported or recorded on a device this machine "
+               "lacks (--allow-foreign to learn from them)\n",
                m.foreign);
   }
   if (m.holdout.groups > 0) {

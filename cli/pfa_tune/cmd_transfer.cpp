@@ -8,6 +8,7 @@
 #include "context.h"
 #include "tuning_file.h"
 
+#include <pfa/learner/training.h>
 #include <pfa/store/store.h>
 
 #include <CLI/CLI.hpp>
@@ -33,23 +34,6 @@ std::unique_ptr<cli::Progress> chunk_progress(const Context& context, const char
   return std::make_unique<cli::Progress>(label, static_cast<size_t>(records / kProgressChunk));
 }
 
-// The device names this machine's plugins report: a record of any other device is foreign.
-std::set<std::string> local_device_names(const Engine& engine) {
-  std::set<std::string> names;
-  for (const auto& p : engine.plugins()) {
-    for (int32_t type = 0; type < 32; ++type) {
-      if (!p->serves_device_type(type)) continue;
-      try {
-        const auto d = p->device_info(type, 0);
-        if (!d.name.empty()) names.insert(d.name);
-      } catch (const std::exception&) {
-        // A device type the plugin serves but this machine lacks (a CUDA build without a GPU).
-      }
-    }
-  }
-  return names;
-}
-
 void run_export(const Context& context, const std::string& file) {
   const auto store = context.open_existing_store();
   const auto records = store->records();
@@ -65,7 +49,8 @@ void run_import(const Context& context, const std::string& file) {
   // Everything is read and checked before the store is touched; then one transaction.
   const auto incoming = read_tuning_file(file);
   const auto engine = context.make_engine();
-  const auto local = local_device_names(*engine);
+  const auto names = learner::local_device_names(engine->plugins());
+  const std::set<std::string> local(names.begin(), names.end());
   const auto store = context.open_store();
   std::unordered_set<std::string> seen;
   {

@@ -16,6 +16,10 @@ class SelfLearningRouter final : public Router {
       const store::Store store(path);
       router_.set_pins(store.pins());
     }
+    // Learn only from runs of this machine's devices unless the application asked otherwise.
+    if (options.learner.train.devices.empty() && !options.learner.train.include_foreign) {
+      options.learner.train.devices = local_device_names(plugins);
+    }
     learner_ = std::make_unique<BackgroundLearner>(path, router_, std::move(options.learner));
     if (options.learn_in_background) learner_->start();
   }

@@ -1,5 +1,7 @@
 #include <pfa/learner/training.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -59,8 +61,30 @@ std::span<const store::ExecutionRecord> trainable(std::span<const store::Executi
 
 }  // namespace
 
+std::vector<std::string> local_device_names(const PluginList& plugins) {
+  std::vector<std::string> names;
+  for (const auto& p : plugins) {
+    for (int32_t type = 0; type < 32; ++type) {
+      if (!p->serves_device_type(type)) continue;
+      try {
+        const auto d = p->device_info(type, 0);
+        if (!d.name.empty() && std::find(names.begin(), names.end(), d.name) == names.end()) {
+          names.push_back(d.name);
+        }
+      } catch (const std::exception&) {
+        // A device type the plugin serves but this machine lacks (a CUDA build without a GPU).
+      }
+    }
+  }
+  return names;
+}
+
 bool is_trainable_source(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {
-  return options.include_foreign || record.source != store::RecordSource::imported;
+  if (options.include_foreign) return true;
+  if (record.source == store::RecordSource::imported) return false;
+  if (options.devices.empty()) return true;
+  const std::string_view device = store::text(record.device_name);
+  return std::find(options.devices.begin(), options.devices.end(), device) != options.devices.end();
 }
 
 bool is_held_out(const store::ExecutionRecord& record, const TrainOptions& options) noexcept {

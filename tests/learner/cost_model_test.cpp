@@ -181,6 +181,38 @@ TEST(CostModel, ForeignRecordsTeachNothingUnlessAsked) {
   EXPECT_EQ(with_foreign.metrics.train_rows, 2 * local);
 }
 
+TEST(CostModel, RunsOfADeviceThisMachineLacksTeachNothingUnlessAsked) {
+  // One store, two cards of one class: runs recorded here on the other card (not imported) must
+  // not steer this one when training is told which devices this machine has.
+  auto records = test::make_records(60, 1, 4);
+  const size_t local = records.size();
+  const std::string here(store::text(records.front().device_name));
+  for (size_t i = 0; i < local; ++i) {
+    auto r = records[i];
+    if (store::text(r.backend) == "beta") r.latency_s *= 1e3;
+    store::set_text(r.device_name, "The other card");
+    records.push_back(r);
+  }
+  TrainOptions options;
+  options.holdout_fraction = 0;
+  options.devices = {here};
+  const auto result = train(records, options);
+  EXPECT_EQ(result.metrics.foreign, local);
+  EXPECT_EQ(result.metrics.train_rows, local);
+  const Problem p = records.front().problem;
+  const int beta = result.model->features().backend_id("beta");
+  double predicted = 0;
+  ASSERT_TRUE(result.model->predict(p, 0, std::span<const int>(&beta, 1),
+                                    std::span<double>(&predicted, 1)));
+  EXPECT_LT(predicted, 10 * test::true_latency(kBeta, p));
+
+  options.devices.clear();  // no device list: every device's runs count
+  EXPECT_EQ(train(records, options).metrics.train_rows, 2 * local);
+  options.devices = {here};
+  options.include_foreign = true;
+  EXPECT_EQ(train(records, options).metrics.train_rows, 2 * local);
+}
+
 TEST(CostModel, SaveLoadRoundTripKeepsPredictionsAndXGBoostFormat) {
   const auto records = test::make_records(80, 1, 4);
   TrainOptions options;

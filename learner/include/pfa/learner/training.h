@@ -6,6 +6,8 @@
 // score says how the model does on shapes it has not seen.
 #pragma once
 
+#include <pfa/router.h>
+
 #include <pfa/learner/cost_model.h>
 #include <pfa/learner/routing_quality.h>
 #include <pfa/store/execution_record.h>
@@ -29,13 +31,18 @@ struct TrainOptions {
   // of fitting, measurement counts and scoring unless asked: another machine's costs must not
   // steer routing on this one.
   bool include_foreign = false;
+  // Names of this machine's devices (ExecutionRecord::device_name). When set, runs recorded on any
+  // other device are foreign too: an H200's runs in a store an H100 shares never steer the H100
+  // unless include_foreign. Empty: no device filter (records of every device count).
+  std::vector<std::string> devices;
 };
 
 struct ModelMetrics {
   Objective objective = Objective::latency;
   size_t records = 0;          // given
   size_t failed = 0;           // failed runs: skipped, nothing learned
-  size_t foreign = 0;          // imported runs of other devices left out (include_foreign off)
+  size_t foreign = 0;          // runs of other devices left out (imported, or recorded on a device
+                               // this machine lacks; include_foreign off)
   size_t train_rows = 0;       // successful runs fitted
   size_t holdout_rows = 0;     // successful runs held out
   double holdout_rmse_log = 0; // RMSE of natural-log cost on held-out runs; NaN without any
@@ -49,7 +56,12 @@ struct TrainResult {
   ModelMetrics metrics;
 };
 
-// Whether training may learn from the record: not an imported foreign run unless include_foreign.
+// The device names the plugins report for this machine (device 0 of every device type each one
+// serves and finds here): the value of TrainOptions::devices for local training.
+std::vector<std::string> local_device_names(const PluginList& plugins);
+
+// Whether training may learn from the record: not an imported run, nor (when options.devices is
+// set) a run of a device this machine does not have, unless include_foreign.
 bool is_trainable_source(const store::ExecutionRecord& record, const TrainOptions& options) noexcept;
 
 // True when the problem of `record` falls in the held-out part.
