@@ -31,8 +31,10 @@ struct Execution {
   const Report& report;
 };
 
-// Receives every execution. Called on the caller's thread right after the run: must be quick and
-// must not throw (the store only enqueues).
+// Receives every execution. Called on the caller's thread right after the run, except for CUDA
+// calls timed on the GPU (the default where the CUDA runtime loads; PFA_GPU_TIMING=0 turns it
+// off), which arrive from the engine's timing thread once their end event has completed. Must be
+// quick, thread-safe and must not throw (the store only enqueues).
 class ExecutionObserver {
  public:
   virtual ~ExecutionObserver() = default;

@@ -8,7 +8,10 @@ namespace pfa {
 
 struct Report {
   std::string_view backend;      // the plugin that produced the output (lives as long as the engine)
-  double latency_s = 0;          // wall time of the backend's run as the engine measured it
+  // Wall time of the backend's run() as the engine measured it on the host. For CUDA tensors that
+  // is the time to queue the work (run() never synchronises); the GPU time, from an event pair on
+  // the caller's stream, reaches the router and the store once the work has finished.
+  double latency_s = 0;
   double modelled_latency_s = 0; // simulated backends: the device model's latency
   double energy_j = -1;          // < 0 when unknown
   bool energy_measured = false;  // false when energy_j comes from a model
