@@ -6,6 +6,12 @@
 #include <cmath>
 #include <cstring>
 
+#include <immintrin.h>
+
+// GCC 12 warns about the undefined pass-through operands inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace pfa::photonic::detail {
 
 namespace {
@@ -111,16 +117,174 @@ __attribute__((always_inline)) inline void detect_rows_by_count(
   }
 }
 
-// Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the best the CPU has.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void detect_rows(const RowBlock& rows, const TransposedB& b, const DetectRange& range,
-                 const LaneNodes& nodes, const RowNoise& noise, const AdcRange& adc, float* work,
-                 int64_t& clipped) {
+// The portable kernel, compiled for AVX2 and baseline x86-64; AVX-512 CPUs take the fused kernel
+// below, which computes the same values bit for bit.
+__attribute__((target_clones("avx2", "default")))
+void detect_rows_portable(const RowBlock& rows, const TransposedB& b, const DetectRange& range,
+                          const LaneNodes& nodes, const RowNoise& noise, const AdcRange& adc,
+                          float* work, int64_t& clipped) {
   switch (b.lambda) {
     case 12: detect_rows_by_count<12>(rows, b, range, nodes, noise, adc, work, clipped); break;
     case 16: detect_rows_by_count<16>(rows, b, range, nodes, noise, adc, work, clipped); break;
     default: detect_rows_by_count<0>(rows, b, range, nodes, noise, adc, work, clipped); break;
   }
+}
+
+// ---- AVX-512 (F + BW): the channel sums, noise, ADC and correction fused in one pass ----------
+// Same operations in the same order as detect_rows_impl, so the same bits come out; the analog
+// sums stay in registers (no round trip through `work`), the noise counter is a running vector,
+// the Irwin-Hall sum of the 16-bit halves is one multiply-add of word pairs per hash, and clips
+// are counted with one compare per vector.
+#define PFA_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,bmi2")))
+
+namespace {
+
+// hash32 of every lane, returned with the top bit of each 16-bit half flipped (x ^ 0x80008000):
+// read as signed, each half is then its unsigned value minus 32768.
+PFA_AVX512 inline __m512i hash32_x16_offset(__m512i x) {
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(static_cast<int>(0x846ca68bu)));
+  return _mm512_ternarylogic_epi32(x, _mm512_srli_epi32(x, 16),
+                                   _mm512_set1_epi32(static_cast<int>(0x80008000u)), 0x96);
+}
+
+template <int kL, int R>
+PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB& b,
+                                        const DetectRange& range, const LaneNodes& nodes,
+                                        const RowNoise& noise, const AdcRange& adc,
+                                        int64_t& clipped) {
+  const int64_t ld = b.ld;
+  const __m512 sigma = _mm512_set1_ps(noise.sigma);
+  const __m512 inv_step = _mm512_set1_ps(adc.inv_step), step = _mm512_set1_ps(adc.step);
+  const __m512 code_min = _mm512_set1_ps(adc.code_min), code_max = _mm512_set1_ps(adc.code_max);
+  // (u - 131070) for u the sum of the four unsigned 16-bit halves is s + 2 for s the sum of the
+  // offset halves (u - 4 * 32768): exact in fp32, so the same noise value as gaussian32.
+  const __m512 two = _mm512_set1_ps(2.0f), inv_std = _mm512_set1_ps(1.0f / 37837.227f);
+  const __m512i ones16 = _mm512_set1_epi16(1);
+  const uint32_t stride = noise.counter_stride;
+  const __m512i lane_counter =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(stride)));
+  const __m512i counter_step = _mm512_set1_epi32(static_cast<int>(16u * stride));
+  __m512i k0[R], k1[R];
+  for (int t = 0; t < R; ++t) {
+    k0[t] = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(rows.noise_key[t])));
+    k1[t] = _mm512_set1_epi32(
+        static_cast<int>(static_cast<uint32_t>(rows.noise_key[t] >> 32) ^ 0x80008000u));
+  }
+  __m512i clips[R];
+  for (int t = 0; t < R; ++t) clips[t] = _mm512_setzero_si512();
+  const __m512i minus_one = _mm512_set1_epi32(-1);
+  if (range.zero_acc) {
+    for (int t = 0; t < R; ++t)
+      for (int64_t n = range.n_begin; n < range.n_end; ++n) rows.acc[t][n] = 0.0f;
+  }
+  for (int64_t n0 = range.n_begin; n0 < range.n_end; n0 += kBlock) {
+    const int64_t len = std::min(kBlock, range.n_end - n0);
+    for (int64_t c = range.chunk_begin; c < range.chunk_end; ++c) {
+      const float* bc = b.optical.data() + c * kL * ld + n0;
+      float av[R][kL];
+      for (int t = 0; t < R; ++t)
+        for (int k = 0; k < kL; ++k) av[t][k] = rows.a[t][c * kL + k];
+      const float* bs = b.scales.data() + c * ld + n0;
+      const float* g = nodes.gain.data() + n0;
+      const float* off = nodes.offset.data() + n0;
+      const float* oo = nodes.out_offset.data() + n0;
+      const float* og = nodes.out_gain.data() + n0;
+      const uint32_t base = static_cast<uint32_t>(c) + static_cast<uint32_t>(n0) * stride;
+      __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(base)), lane_counter);
+      float as[R];
+      for (int t = 0; t < R; ++t) as[t] = rows.a_scales[t][c];
+      for (int64_t n = 0; n < len; n += 16) {
+        // B operands are padded to a multiple of 16 vectors; node constants and outputs are not.
+        const __mmask16 m = len - n >= 16 ? static_cast<__mmask16>(0xffff)
+                                          : static_cast<__mmask16>((1u << (len - n)) - 1);
+        __m512 dot[R];
+        {
+          const __m512 b0 = _mm512_loadu_ps(bc + n);
+          for (int t = 0; t < R; ++t) dot[t] = _mm512_mul_ps(_mm512_set1_ps(av[t][0]), b0);
+        }
+#pragma GCC unroll 16
+        for (int k = 1; k < kL; ++k) {
+          const __m512 bv = _mm512_loadu_ps(bc + k * ld + n);
+          for (int t = 0; t < R; ++t) dot[t] = _mm512_fmadd_ps(_mm512_set1_ps(av[t][k]), bv, dot[t]);
+        }
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + n);
+        const __m512 offv = _mm512_maskz_loadu_ps(m, off + n);
+        const __m512 oov = _mm512_maskz_loadu_ps(m, oo + n);
+        const __m512 ogv = _mm512_maskz_loadu_ps(m, og + n);
+        const __m512 bsv = _mm512_loadu_ps(bs + n);
+        for (int t = 0; t < R; ++t) {
+          __m512 y = _mm512_fmadd_ps(gv, dot[t], offv);
+          // h1 ^ k1 is the second hash's input: k1 carries the flip back out.
+          const __m512i h1 = hash32_x16_offset(_mm512_add_epi32(counter, k0[t]));
+          const __m512i h2 = hash32_x16_offset(_mm512_xor_si512(h1, k1[t]));
+          const __m512i sum = _mm512_add_epi32(_mm512_madd_epi16(h1, ones16),
+                                               _mm512_madd_epi16(h2, ones16));
+          const __m512 gauss =
+              _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(sum), two), inv_std);
+          y = _mm512_fmadd_ps(gauss, sigma, y);
+          const __m512 code = _mm512_roundscale_ps(_mm512_mul_ps(y, inv_step),
+                                                   _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+          const __m512 held = _mm512_min_ps(_mm512_max_ps(code, code_min), code_max);
+          const __mmask16 clip = _mm512_mask_cmp_ps_mask(m, held, code, _CMP_NEQ_UQ);
+          clips[t] = _mm512_mask_sub_epi32(clips[t], clip, clips[t], minus_one);
+          float* out = rows.acc[t] + n0 + n;
+          __m512 v = _mm512_fmsub_ps(held, step, oov);
+          v = _mm512_mul_ps(v, ogv);
+          v = _mm512_mul_ps(v, _mm512_set1_ps(as[t]));
+          v = _mm512_fmadd_ps(v, bsv, _mm512_maskz_loadu_ps(m, out));
+          _mm512_mask_storeu_ps(out, m, v);
+        }
+        counter = _mm512_add_epi32(counter, counter_step);
+      }
+    }
+  }
+  for (int t = 0; t < R; ++t) clipped += _mm512_reduce_add_epi32(clips[t]);
+}
+
+template <int kL>
+PFA_AVX512 bool detect_rows_avx512_rows(const RowBlock& rows, const TransposedB& b,
+                                        const DetectRange& range, const LaneNodes& nodes,
+                                        const RowNoise& noise, const AdcRange& adc,
+                                        int64_t& clipped) {
+  switch (rows.rows) {
+    case 1: detect_rows_avx512_impl<kL, 1>(rows, b, range, nodes, noise, adc, clipped); return true;
+    case 2: detect_rows_avx512_impl<kL, 2>(rows, b, range, nodes, noise, adc, clipped); return true;
+    case 3: detect_rows_avx512_impl<kL, 3>(rows, b, range, nodes, noise, adc, clipped); return true;
+    case 4: detect_rows_avx512_impl<kL, 4>(rows, b, range, nodes, noise, adc, clipped); return true;
+    default: return rows.rows <= 0;
+  }
+}
+
+// False when this channel count has no fused kernel (the portable one runs instead).
+PFA_AVX512 bool detect_rows_avx512(const RowBlock& rows, const TransposedB& b,
+                                   const DetectRange& range, const LaneNodes& nodes,
+                                   const RowNoise& noise, const AdcRange& adc, int64_t& clipped) {
+  switch (b.lambda) {
+    case 12: return detect_rows_avx512_rows<12>(rows, b, range, nodes, noise, adc, clipped);
+    case 16: return detect_rows_avx512_rows<16>(rows, b, range, nodes, noise, adc, clipped);
+    default: return false;
+  }
+}
+
+bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+}  // namespace
+
+
+void detect_rows(const RowBlock& rows, const TransposedB& b, const DetectRange& range,
+                 const LaneNodes& nodes, const RowNoise& noise, const AdcRange& adc, float* work,
+                 int64_t& clipped) {
+  static const bool avx512 = has_avx512();
+  if (avx512 && detect_rows_avx512(rows, b, range, nodes, noise, adc, clipped)) return;
+  detect_rows_portable(rows, b, range, nodes, noise, adc, work, clipped);
 }
 
 }  // namespace pfa::photonic::detail
