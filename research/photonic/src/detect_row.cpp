@@ -118,7 +118,7 @@ __attribute__((always_inline)) inline void detect_rows_by_count(
 }
 
 // The portable kernel, compiled for AVX2 and baseline x86-64; AVX-512 CPUs take the fused kernel
-// below, which computes the same values bit for bit.
+// below.
 __attribute__((target_clones("avx2", "default")))
 void detect_rows_portable(const RowBlock& rows, const TransposedB& b, const DetectRange& range,
                           const LaneNodes& nodes, const RowNoise& noise, const AdcRange& adc,
@@ -131,10 +131,13 @@ void detect_rows_portable(const RowBlock& rows, const TransposedB& b, const Dete
 }
 
 // ---- AVX-512 (F + BW): the channel sums, noise, ADC and correction fused in one pass ----------
-// Same operations in the same order as detect_rows_impl, so the same bits come out; the analog
-// sums stay in registers (no round trip through `work`), the noise counter is a running vector,
-// the Irwin-Hall sum of the 16-bit halves is one multiply-add of word pairs per hash, and clips
-// are counted with one compare per vector.
+// The same detections as detect_rows_impl, the same noise draws (same hashes of the same
+// counters), the same ADC rounding and clipping; per-node constants are folded into the ADC's
+// units once per block, so values can differ from the portable kernel in the last bit (and a
+// detection that lands within an ulp of a code boundary can read the neighbouring code). The
+// analog sums stay in registers (no round trip through `work`), the noise counter is a running
+// vector, the Irwin-Hall sum of the 16-bit halves is one multiply-add of word pairs per hash, and
+// clips are counted with one compare per vector.
 #define PFA_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,bmi2")))
 
 namespace {
@@ -156,12 +159,16 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
                                         const RowNoise& noise, const AdcRange& adc,
                                         int64_t& clipped) {
   const int64_t ld = b.ld;
-  const __m512 sigma = _mm512_set1_ps(noise.sigma);
-  const __m512 inv_step = _mm512_set1_ps(adc.inv_step), step = _mm512_set1_ps(adc.step);
+  // Everything up to the ADC in units of its step: y / step = (g / step) dot + off / step +
+  // (sigma / step) n. The noise n = (u - 131070) / 37837.227 for u the sum of the four unsigned
+  // 16-bit halves of the two hashes, i.e. (s + 2) / 37837.227 for s the sum of the halves offset
+  // by -32768 (what the word multiply-add sums); the constant goes into the offset.
+  const float noise_step = noise.sigma * (1.0f / 37837.227f) * adc.inv_step;
+  const __m512 inv_step = _mm512_set1_ps(adc.inv_step);
+  const __m512 noise_scale = _mm512_set1_ps(noise_step);
+  const __m512 noise_mean = _mm512_set1_ps(2.0f * noise_step);
+  const __m512 step = _mm512_set1_ps(adc.step);
   const __m512 code_min = _mm512_set1_ps(adc.code_min), code_max = _mm512_set1_ps(adc.code_max);
-  // (u - 131070) for u the sum of the four unsigned 16-bit halves is s + 2 for s the sum of the
-  // offset halves (u - 4 * 32768): exact in fp32, so the same noise value as gaussian32.
-  const __m512 two = _mm512_set1_ps(2.0f), inv_std = _mm512_set1_ps(1.0f / 37837.227f);
   const __m512i ones16 = _mm512_set1_epi16(1);
   const uint32_t stride = noise.counter_stride;
   const __m512i lane_counter =
@@ -181,24 +188,36 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
     for (int t = 0; t < R; ++t)
       for (int64_t n = range.n_begin; n < range.n_end; ++n) rows.acc[t][n] = 0.0f;
   }
+  // Node constants of this block of B vectors, folded once for every chunk and row: gain and
+  // offset in ADC steps, correction gain times the step, correction offset times the gain.
+  alignas(64) float gain_s[kBlock], offset_s[kBlock], gain_c[kBlock], offset_c[kBlock];
   for (int64_t n0 = range.n_begin; n0 < range.n_end; n0 += kBlock) {
     const int64_t len = std::min(kBlock, range.n_end - n0);
+    const int64_t padded = (len + 15) / 16 * 16;
+    for (int64_t n = 0; n < padded; n += 16) {
+      const __mmask16 m = len - n >= 16 ? static_cast<__mmask16>(0xffff)
+                                        : static_cast<__mmask16>((1u << (len - n)) - 1);
+      const __m512 og = _mm512_maskz_loadu_ps(m, nodes.out_gain.data() + n0 + n);
+      _mm512_store_ps(gain_s + n, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, nodes.gain.data() + n0 + n), inv_step));
+      _mm512_store_ps(offset_s + n,
+                      _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, nodes.offset.data() + n0 + n),
+                                      inv_step, noise_mean));
+      _mm512_store_ps(gain_c + n, _mm512_mul_ps(og, step));
+      _mm512_store_ps(offset_c + n,
+                      _mm512_mul_ps(_mm512_maskz_loadu_ps(m, nodes.out_offset.data() + n0 + n), og));
+    }
     for (int64_t c = range.chunk_begin; c < range.chunk_end; ++c) {
       const float* bc = b.optical.data() + c * kL * ld + n0;
       float av[R][kL];
       for (int t = 0; t < R; ++t)
         for (int k = 0; k < kL; ++k) av[t][k] = rows.a[t][c * kL + k];
       const float* bs = b.scales.data() + c * ld + n0;
-      const float* g = nodes.gain.data() + n0;
-      const float* off = nodes.offset.data() + n0;
-      const float* oo = nodes.out_offset.data() + n0;
-      const float* og = nodes.out_gain.data() + n0;
       const uint32_t base = static_cast<uint32_t>(c) + static_cast<uint32_t>(n0) * stride;
       __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(base)), lane_counter);
-      float as[R];
-      for (int t = 0; t < R; ++t) as[t] = rows.a_scales[t][c];
+      __m512 as[R];
+      for (int t = 0; t < R; ++t) as[t] = _mm512_set1_ps(rows.a_scales[t][c]);
       for (int64_t n = 0; n < len; n += 16) {
-        // B operands are padded to a multiple of 16 vectors; node constants and outputs are not.
+        // B operands are padded to a multiple of 16 vectors; the outputs are not.
         const __mmask16 m = len - n >= 16 ? static_cast<__mmask16>(0xffff)
                                           : static_cast<__mmask16>((1u << (len - n)) - 1);
         __m512 dot[R];
@@ -211,31 +230,28 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
           const __m512 bv = _mm512_loadu_ps(bc + k * ld + n);
           for (int t = 0; t < R; ++t) dot[t] = _mm512_fmadd_ps(_mm512_set1_ps(av[t][k]), bv, dot[t]);
         }
-        const __m512 gv = _mm512_maskz_loadu_ps(m, g + n);
-        const __m512 offv = _mm512_maskz_loadu_ps(m, off + n);
-        const __m512 oov = _mm512_maskz_loadu_ps(m, oo + n);
-        const __m512 ogv = _mm512_maskz_loadu_ps(m, og + n);
+        const __m512 gv = _mm512_load_ps(gain_s + n);
+        const __m512 offv = _mm512_load_ps(offset_s + n);
+        // Digital correction times the B block scale: out += a_scale (code P - Q).
         const __m512 bsv = _mm512_loadu_ps(bs + n);
+        const __m512 pv = _mm512_mul_ps(_mm512_load_ps(gain_c + n), bsv);
+        const __m512 qv = _mm512_mul_ps(_mm512_load_ps(offset_c + n), bsv);
         for (int t = 0; t < R; ++t) {
-          __m512 y = _mm512_fmadd_ps(gv, dot[t], offv);
           // h1 ^ k1 is the second hash's input: k1 carries the flip back out.
           const __m512i h1 = hash32_x16_offset(_mm512_add_epi32(counter, k0[t]));
           const __m512i h2 = hash32_x16_offset(_mm512_xor_si512(h1, k1[t]));
           const __m512i sum = _mm512_add_epi32(_mm512_madd_epi16(h1, ones16),
                                                _mm512_madd_epi16(h2, ones16));
-          const __m512 gauss =
-              _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(sum), two), inv_std);
-          y = _mm512_fmadd_ps(gauss, sigma, y);
-          const __m512 code = _mm512_roundscale_ps(_mm512_mul_ps(y, inv_step),
-                                                   _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+          __m512 y = _mm512_fmadd_ps(gv, dot[t], offv);
+          y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), noise_scale, y);
+          // ADC: nearest code, clipped at the full scale, clips counted.
+          const __m512 code = _mm512_roundscale_ps(y, _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
           const __m512 held = _mm512_min_ps(_mm512_max_ps(code, code_min), code_max);
           const __mmask16 clip = _mm512_mask_cmp_ps_mask(m, held, code, _CMP_NEQ_UQ);
           clips[t] = _mm512_mask_sub_epi32(clips[t], clip, clips[t], minus_one);
           float* out = rows.acc[t] + n0 + n;
-          __m512 v = _mm512_fmsub_ps(held, step, oov);
-          v = _mm512_mul_ps(v, ogv);
-          v = _mm512_mul_ps(v, _mm512_set1_ps(as[t]));
-          v = _mm512_fmadd_ps(v, bsv, _mm512_maskz_loadu_ps(m, out));
+          const __m512 v = _mm512_fmadd_ps(_mm512_fmsub_ps(held, pv, qv), as[t],
+                                           _mm512_maskz_loadu_ps(m, out));
           _mm512_mask_storeu_ps(out, m, v);
         }
         counter = _mm512_add_epi32(counter, counter_step);
