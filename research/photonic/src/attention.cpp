@@ -46,10 +46,18 @@ int64_t o_offset(const AttentionParams& p, int64_t b, int64_t i, int64_t h) {
 
 // Softmax numerators exp(s - max) in place over n scores; returns (max, sum).
 std::pair<float, float> softmax_numerators(float* s, int64_t n) {
+  // The maximum over 16 interleaved partial maxima (the same value for scores without NaN; a
+  // single running maximum is one dependent compare per score).
+  float part[16];
+  for (float& p : part) p = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int x = 0; x < 16; ++x) part[x] = std::max(part[x], s[j + x]);
   float m = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) m = std::max(m, s[j]);
+  for (; j < n; ++j) m = std::max(m, s[j]);
+  for (float p : part) m = std::max(m, p);
   float l = 0;
-  for (int64_t j = 0; j < n; ++j) {
+  for (j = 0; j < n; ++j) {
     s[j] = std::exp(s[j] - m);
     l += s[j];
   }

@@ -181,8 +181,7 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
     k1[t] = _mm512_set1_epi32(
         static_cast<int>(static_cast<uint32_t>(rows.noise_key[t] >> 32) ^ 0x80008000u));
   }
-  __m512i clips[R];
-  for (int t = 0; t < R; ++t) clips[t] = _mm512_setzero_si512();
+  __m512i clips = _mm512_setzero_si512();  // one counter for all rows: fewer registers live
   const __m512i minus_one = _mm512_set1_epi32(-1);
   if (range.zero_acc) {
     for (int t = 0; t < R; ++t)
@@ -248,7 +247,7 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
           const __m512 code = _mm512_roundscale_ps(y, _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
           const __m512 held = _mm512_min_ps(_mm512_max_ps(code, code_min), code_max);
           const __mmask16 clip = _mm512_mask_cmp_ps_mask(m, held, code, _CMP_NEQ_UQ);
-          clips[t] = _mm512_mask_sub_epi32(clips[t], clip, clips[t], minus_one);
+          clips = _mm512_mask_sub_epi32(clips, clip, clips, minus_one);
           float* out = rows.acc[t] + n0 + n;
           const __m512 v = _mm512_fmadd_ps(_mm512_fmsub_ps(held, pv, qv), as[t],
                                            _mm512_maskz_loadu_ps(m, out));
@@ -258,7 +257,7 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
       }
     }
   }
-  for (int t = 0; t < R; ++t) clipped += _mm512_reduce_add_epi32(clips[t]);
+  clipped += _mm512_reduce_add_epi32(clips);
 }
 
 template <int kL>
