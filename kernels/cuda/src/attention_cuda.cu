@@ -12,7 +12,7 @@
 namespace pfa::kernels::cuda {
 namespace {
 
-constexpr int kVariants = 6;
+constexpr int kVariants = 4;
 
 bool is_sm90_head_dim(int64_t d) { return d == 64 || d == 128 || d == 256; }
 

@@ -70,9 +70,7 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 // Masks (when Mask), updates the running max m and sum l (per-thread partial sums, reduced in
 // the epilogue), turns S into P in place (fp32) and returns the factor the output must be
 // rescaled by.
-// PolyShare: 0 every exponential on the MUFU unit; 1 every second score of a thread through
-// poly_exp2 (the FMA pipe), 2 every fourth.
-template <int BN, bool Mask, int PolyShare = 0>
+template <int BN, bool Mask>
 __device__ __forceinline__ void softmax_block(float (&s)[BN / 2], float (&m)[2], float (&l)[2],
                                               float (&rescale)[2],
                                               int col0, int lim0, int lim1, float scale_log2) {
@@ -104,9 +102,7 @@ __device__ __forceinline__ void softmax_block(float (&s)[BN / 2], float (&m)[2],
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) {
     const int r = (i >> 1) & 1;
-    const float x = fmaf(s[i], scale_log2, neg_m[r]);
-    const bool poly = PolyShare == 1 ? (i & 1) != 0 : PolyShare == 2 ? (i & 3) == 3 : false;
-    const float p = poly ? poly_exp2(x) : fast_exp2(x);
+    const float p = fast_exp2(fmaf(s[i], scale_log2, neg_m[r]));
     s[i] = p;
     sum[r] += p;
   }
@@ -235,8 +231,7 @@ __global__ void __launch_bounds__(384, 1)
     const int warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t = lane % 4;
     const float scale_log2 = args.scale_log2;
-    constexpr bool kPingPong = (Variant & 7) == 2;
-    constexpr int kPolyShare = (Variant >> 3) & 3;
+    constexpr bool kPingPong = Variant == 2;
     const int my_bar = 1 + wg, other_bar = 2 - wg;
     // Ping-pong: the two consumers strictly alternate issuing their products, over all tiles;
     // warpgroup 0 goes first and takes warpgroup 1's last arrival at the end.
@@ -284,9 +279,9 @@ __global__ void __launch_bounds__(384, 1)
       };
       auto softmax = [&](float (&sacc)[BN / 2], float (&rs)[2], int n) {
         if (need_mask(n))
-          softmax_block<BN, true, kPolyShare>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+          softmax_block<BN, true>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
         else
-          softmax_block<BN, false, kPolyShare>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
+          softmax_block<BN, false>(sacc, m, l, rs, n * BN + 2 * t, lim0, lim1, scale_log2);
       };
       auto release = [&](uint32_t bar) {
         if (lane == 0) mbar_arrive(bar);
@@ -296,7 +291,7 @@ __global__ void __launch_bounds__(384, 1)
 
       if (n_end > 0) {
         mbar_wait(q_full, q_it & 1);
-        if constexpr ((Variant & 7) == 0) {
+        if constexpr (Variant == 0) {
           for (int i = 0; i < n_end; ++i) {
             const int n = n_end - 1 - i;
             const int s = stage(i);

@@ -125,19 +125,4 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-// 2^x on the FMA pipe instead of the MUFU unit, for x <= 0 (softmax exponents): the integer part
-// goes into the exponent field, the fraction through a degree-3 minimax polynomial of 2^f on
-// [0, 1) (relative error 8.6e-5, under the rounding of P to 16 bits). At head dim 64 the
-// MUFU unit is the bottleneck (one exp2 per score, 16 per clock per SM, against 1024 tensor-core
-// clocks of matrix work per 128 x 128 block); moving part of the exponentials here balances the
-// two pipes. Below 2^-126 it returns 0, so a row that sees no key still sums to exactly 0.
-__device__ __forceinline__ float poly_exp2(float x) {
-  const float xc = fmaxf(x, -126.0f);
-  const float fi = floorf(xc);
-  const float f = xc - fi;
-  const float p = fmaf(fmaf(fmaf(0.0770613f, f, 0.2276512f), f, 0.6951154f), f, 1.0f);
-  const float y = __int_as_float(__float_as_int(p) + (static_cast<int>(fi) << 23));
-  return x < -126.0f ? 0.0f : y;
-}
-
 }  // namespace pfa::kernels::sm90
