@@ -14,12 +14,14 @@ tune="$build/bin/pfa-tune"
 store="$out/router_quality.db"
 rm -f "$store" "$store-wal" "$store-shm"
 backends="${PFA_QUALITY_BACKENDS:-cpu_flash,torch_sdpa}"
-repeat="${PFA_QUALITY_REPEAT:-3}"
+repeat="${PFA_QUALITY_REPEAT:-5}"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
-"$tune" --store "$store" --json bench --shapes "$here/train_shapes.csv" --backends "$backends" \
-  --repeat "$repeat" > "$out/bench.json"
+for shapes in "$here/train_shapes.csv" "$here/train_decode_shapes.csv"; do
+  "$tune" --store "$store" --json bench --shapes "$shapes" --backends "$backends" \
+    --repeat "$repeat" >> "$out/bench.json"
+done
 "$tune" --store "$store" --json train > "$out/train.json"
 "$tune" --store "$store" --json evaluate --shapes "$here/test_shapes.csv" --repeat "$repeat" \
   > "$out/evaluate.json"
@@ -42,7 +44,7 @@ lines = [
   "# Router quality on CPU backends (unseen shapes)", "",
   f"- machine: {cpu}, {os.cpu_count()} cores ({platform.machine()})",
   f"- date: {date}; commit: {commit}; load average before/after: {load_before} / {load_after}",
-  f"- backends: {backends}; training shapes: bench/router/train_shapes.csv; test shapes (never trained on): bench/router/test_shapes.csv ({n})",
+  f"- backends: {backends}; training shapes: bench/router/train_shapes.csv and train_decode_shapes.csv; test shapes (never trained on): bench/router/test_shapes.csv ({n})",
   f"- training: {tr.get('train_rows')} runs fitted, {tr.get('holdout_rows')} held out, {tr.get('seconds', 0):.2f} s; whole run {seconds} s",
   "- score: share of oracle per shape = fastest measured median / chosen backend's median (TenSet top-1); geometric mean and worst over the test shapes. Every policy is measured in the same run on the same inputs.",
   "", "| policy | geomean share of oracle | worst | shapes served |", "|---|---|---|---|"]
