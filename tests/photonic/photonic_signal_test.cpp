@@ -116,7 +116,10 @@ TEST(SignalChain, DetectorNoiseAndEffectiveBitsMatchClosedForm) {
     const uint64_t key = chain.noise_key(1);
     const double full_scale_out = chain.corrections().output_gain[0];  // digital units of y = 1
     for (int t = 0; t < n; ++t) {
-      const double y = chain.detect(a.data(), b.data(), 0, 0, key, t, adc, clipped) / full_scale_out;
+      const double y =
+          chain.detect(a.data(), b.data(), 0, 0, key, static_cast<uint32_t>(t), 0, 1, adc,
+                       clipped) /
+          full_scale_out;
       sum += y;
       sum2 += y * y;
     }

@@ -76,22 +76,15 @@ __attribute__((always_inline)) inline void detect_rows_impl(
       const float* __restrict off = nodes.offset.data() + n0;
       const float* __restrict oo = nodes.out_offset.data() + n0;
       const float* __restrict og = nodes.out_gain.data() + n0;
-      const uint32_t base = static_cast<uint32_t>(c) + static_cast<uint32_t>(n0) * stride;
       for (int t = 0; t < R; ++t) {
         const float* __restrict dots = work + t * kBlock;
         float* __restrict out = rows.acc[t] + n0;
         const float as = rows.a_scales[t][c];
-        const uint32_t k0 = static_cast<uint32_t>(rows.noise_key[t]);
-        const uint32_t k1 = static_cast<uint32_t>(rows.noise_key[t] >> 32);
         int32_t clips = 0;
         for (int64_t m = 0; m < len; ++m) {
           float y = g[m] * dots[m] + off[m];
-          // Detector noise (the same draw as gaussian32(key, n * stride + c)).
-          const uint32_t counter = base + static_cast<uint32_t>(m) * stride;
-          const uint32_t h1 = hash32(counter + k0);
-          const uint32_t h2 = hash32(h1 ^ k1);
-          const uint32_t sum = (h1 & 0xffffu) + (h1 >> 16) + (h2 & 0xffffu) + (h2 >> 16);
-          y += sigma * ((static_cast<float>(sum) - 131070.0f) * (1.0f / 37837.227f));
+          y += sigma * detector_noise(rows.noise_key[t], static_cast<uint32_t>(n0 + m),
+                                      static_cast<uint32_t>(c), stride);
           // ADC: nearest code, clipped at the full scale.
           float code = std::nearbyint(y * inv_step);
           clips += (code > code_max) + (code < code_min);
@@ -138,19 +131,33 @@ void detect_rows_portable(const RowBlock& rows, const TransposedB& b, const Dete
 // analog sums stay in registers (no round trip through `work`), the noise counter is a running
 // vector, the Irwin-Hall sum of the 16-bit halves is one multiply-add of word pairs per hash, and
 // clips are counted with one compare per vector.
-#define PFA_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,bmi2")))
+#define PFA_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,bmi2,aes,vaes")))
 
 namespace {
 
-// hash32 of every lane, returned with the top bit of each 16-bit half flipped (x ^ 0x80008000):
-// read as signed, each half is then its unsigned value minus 32768.
-PFA_AVX512 inline __m512i hash32_x16_offset(__m512i x) {
-  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
-  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
-  x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
-  x = _mm512_mullo_epi32(x, _mm512_set1_epi32(static_cast<int>(0x846ca68bu)));
-  return _mm512_ternarylogic_epi32(x, _mm512_srli_epi32(x, 16),
-                                   _mm512_set1_epi32(static_cast<int>(0x80008000u)), 0x96);
+// ARS-5 round keys of one row's noise key, each 128-bit key repeated over the four lanes of a
+// zmm: the whitening key for the blocks with second word 0 and 1, four AESENC keys, and the
+// AESENCLAST key with the top bit of every 16-bit half flipped (read as signed, each half of the
+// output is then its unsigned value minus 32768).
+struct ArsKeys {
+  __m512i first[2], middle[4], last;
+};
+
+PFA_AVX512 inline __m512i wide(uint64_t lo, uint64_t hi) {
+  return _mm512_broadcast_i32x4(
+      _mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)));
+}
+
+PFA_AVX512 inline ArsKeys ars_keys(uint64_t key) {
+  uint64_t rk[6][2];
+  ars5_round_keys(key, rk);
+  ArsKeys k;
+  k.first[0] = wide(rk[0][0], rk[0][1]);
+  k.first[1] = wide(rk[0][0] ^ (uint64_t{1} << 32), rk[0][1]);  // second word of the block 1
+  for (int r = 0; r < 4; ++r) k.middle[r] = wide(rk[r + 1][0], rk[r + 1][1]);
+  k.last = wide(rk[5][0] ^ 0x8000800080008000ull, rk[5][1] ^ 0x8000800080008000ull);
+  return k;
 }
 
 template <int kL, int R>
@@ -161,8 +168,8 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
   const int64_t ld = b.ld;
   // Everything up to the ADC in units of its step: y / step = (g / step) dot + off / step +
   // (sigma / step) n. The noise n = (u - 131070) / 37837.227 for u the sum of the four unsigned
-  // 16-bit halves of the two hashes, i.e. (s + 2) / 37837.227 for s the sum of the halves offset
-  // by -32768 (what the word multiply-add sums); the constant goes into the offset.
+  // 16-bit halves of the two ARS words, i.e. (s + 2) / 37837.227 for s the sum of the halves
+  // offset by -32768 (what the word multiply-add sums); the constant goes into the offset.
   const float noise_step = noise.sigma * (1.0f / 37837.227f) * adc.inv_step;
   const __m512 inv_step = _mm512_set1_ps(adc.inv_step);
   const __m512 noise_scale = _mm512_set1_ps(noise_step);
@@ -171,31 +178,38 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
   const __m512 code_min = _mm512_set1_ps(adc.code_min), code_max = _mm512_set1_ps(adc.code_max);
   const __m512i ones16 = _mm512_set1_epi16(1);
   const uint32_t stride = noise.counter_stride;
-  const __m512i lane_counter =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(static_cast<int>(stride)));
-  const __m512i counter_step = _mm512_set1_epi32(static_cast<int>(16u * stride));
-  __m512i k0[R], k1[R];
-  for (int t = 0; t < R; ++t) {
-    k0[t] = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(rows.noise_key[t])));
-    k1[t] = _mm512_set1_epi32(
-        static_cast<int>(static_cast<uint32_t>(rows.noise_key[t] >> 32) ^ 0x80008000u));
-  }
+  // The ARS counter blocks of 16 detections p .. p + 15 (p a multiple of 16): block j (lane j)
+  // has first word (p + 4 j) * stride + chunk, the others zero (the second word is set by the
+  // whitening key).
+  constexpr __mmask16 kFirstWords = 0x1111;
+  const __m512i group_counter = _mm512_maskz_mullo_epi32(
+      kFirstWords, _mm512_setr_epi32(0, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 12, 0, 0, 0),
+      _mm512_set1_epi32(static_cast<int>(stride)));
+  const __m512i counter_step = _mm512_maskz_set1_epi32(kFirstWords, static_cast<int>(16u * stride));
+  ArsKeys keys[R];
+  for (int t = 0; t < R; ++t) keys[t] = ars_keys(rows.noise_key[t]);
   __m512i clips = _mm512_setzero_si512();  // one counter for all rows: fewer registers live
   const __m512i minus_one = _mm512_set1_epi32(-1);
   if (range.zero_acc) {
     for (int t = 0; t < R; ++t)
       for (int64_t n = range.n_begin; n < range.n_end; ++n) rows.acc[t][n] = 0.0f;
   }
+  // Vectors start at a multiple of 16 (the noise blocks are aligned to B vectors); lanes outside
+  // [n_begin, n_end) are masked.
+  const int64_t first = range.n_begin & ~int64_t{15};
+  auto lanes = [&](int64_t p) {
+    const int64_t lo = std::max<int64_t>(0, range.n_begin - p);
+    const int64_t hi = std::min<int64_t>(16, range.n_end - p);
+    const uint32_t upper = hi >= 16 ? 0xffffu : (1u << hi) - 1;
+    return static_cast<__mmask16>(upper & ~((1u << lo) - 1));
+  };
   // Node constants of this block of B vectors, folded once for every chunk and row: gain and
   // offset in ADC steps, correction gain times the step, correction offset times the gain.
   alignas(64) float gain_s[kBlock], offset_s[kBlock], gain_c[kBlock], offset_c[kBlock];
-  for (int64_t n0 = range.n_begin; n0 < range.n_end; n0 += kBlock) {
+  for (int64_t n0 = first; n0 < range.n_end; n0 += kBlock) {
     const int64_t len = std::min(kBlock, range.n_end - n0);
-    const int64_t padded = (len + 15) / 16 * 16;
-    for (int64_t n = 0; n < padded; n += 16) {
-      const __mmask16 m = len - n >= 16 ? static_cast<__mmask16>(0xffff)
-                                        : static_cast<__mmask16>((1u << (len - n)) - 1);
+    for (int64_t n = 0; n < len; n += 16) {
+      const __mmask16 m = lanes(n0 + n);
       const __m512 og = _mm512_maskz_loadu_ps(m, nodes.out_gain.data() + n0 + n);
       _mm512_store_ps(gain_s + n, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, nodes.gain.data() + n0 + n), inv_step));
       _mm512_store_ps(offset_s + n,
@@ -212,13 +226,13 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
         for (int k = 0; k < kL; ++k) av[t][k] = rows.a[t][c * kL + k];
       const float* bs = b.scales.data() + c * ld + n0;
       const uint32_t base = static_cast<uint32_t>(c) + static_cast<uint32_t>(n0) * stride;
-      __m512i counter = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(base)), lane_counter);
+      __m512i counter =
+          _mm512_add_epi32(_mm512_maskz_set1_epi32(kFirstWords, static_cast<int>(base)), group_counter);
       __m512 as[R];
       for (int t = 0; t < R; ++t) as[t] = _mm512_set1_ps(rows.a_scales[t][c]);
       for (int64_t n = 0; n < len; n += 16) {
         // B operands are padded to a multiple of 16 vectors; the outputs are not.
-        const __mmask16 m = len - n >= 16 ? static_cast<__mmask16>(0xffff)
-                                          : static_cast<__mmask16>((1u << (len - n)) - 1);
+        const __mmask16 m = lanes(n0 + n);
         __m512 dot[R];
         {
           const __m512 b0 = _mm512_loadu_ps(bc + n);
@@ -236,11 +250,18 @@ PFA_AVX512 void detect_rows_avx512_impl(const RowBlock& rows, const TransposedB&
         const __m512 pv = _mm512_mul_ps(_mm512_load_ps(gain_c + n), bsv);
         const __m512 qv = _mm512_mul_ps(_mm512_load_ps(offset_c + n), bsv);
         for (int t = 0; t < R; ++t) {
-          // h1 ^ k1 is the second hash's input: k1 carries the flip back out.
-          const __m512i h1 = hash32_x16_offset(_mm512_add_epi32(counter, k0[t]));
-          const __m512i h2 = hash32_x16_offset(_mm512_xor_si512(h1, k1[t]));
-          const __m512i sum = _mm512_add_epi32(_mm512_madd_epi16(h1, ones16),
-                                               _mm512_madd_epi16(h2, ones16));
+          // ARS-5 of the two blocks of each group of four detections; detection 4 j + i takes
+          // word i of block j from both.
+          __m512i w0 = _mm512_xor_si512(counter, keys[t].first[0]);
+          __m512i w1 = _mm512_xor_si512(counter, keys[t].first[1]);
+          for (int r = 0; r < 4; ++r) {
+            w0 = _mm512_aesenc_epi128(w0, keys[t].middle[r]);
+            w1 = _mm512_aesenc_epi128(w1, keys[t].middle[r]);
+          }
+          w0 = _mm512_aesenclast_epi128(w0, keys[t].last);
+          w1 = _mm512_aesenclast_epi128(w1, keys[t].last);
+          const __m512i sum = _mm512_add_epi32(_mm512_madd_epi16(w0, ones16),
+                                               _mm512_madd_epi16(w1, ones16));
           __m512 y = _mm512_fmadd_ps(gv, dot[t], offv);
           y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), noise_scale, y);
           // ADC: nearest code, clipped at the full scale, clips counted.
@@ -288,7 +309,8 @@ PFA_AVX512 bool detect_rows_avx512(const RowBlock& rows, const TransposedB& b,
 bool has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("vaes");
 }
 
 }  // namespace

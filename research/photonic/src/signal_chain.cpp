@@ -183,10 +183,11 @@ void SignalChain::encode(const float* raw, int64_t n, int64_t stride, int lane, 
   }
 }
 
-float SignalChain::detect(const float* a, const float* b, int w, int h, uint64_t key,
-                          uint64_t counter, const AdcRange& adc, int64_t& clipped) const {
+float SignalChain::detect(const float* a, const float* b, int w, int h, uint64_t key, uint32_t n,
+                          uint32_t chunk, uint32_t stride, const AdcRange& adc,
+                          int64_t& clipped) const {
   float y = analog(a, b, w, h);
-  if (sigma_ > 0) y += sigma_ * gaussian32(key, static_cast<uint32_t>(counter));
+  if (sigma_ > 0) y += sigma_ * detector_noise(key, n, chunk, stride);
   const int node = w * state_.height + h;
   return (quantize(adc, y, clipped) - corrections_.output_offset[node]) *
          corrections_.output_gain[node];

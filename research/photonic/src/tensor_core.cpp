@@ -75,8 +75,9 @@ std::vector<float> photonic_matmul(const SignalChain& chain, const EncodedRows& 
         const int h = static_cast<int>(j % chain.height());
         float acc = 0;
         for (int64_t ch = 0; ch < chunks; ++ch) {
-          acc += chain.detect(ai + ch * L, bj + ch * L, w, h, key,
-                              static_cast<uint64_t>(j * chunks + ch), adc, clipped) *
+          acc += chain.detect(ai + ch * L, bj + ch * L, w, h, key, static_cast<uint32_t>(j),
+                              static_cast<uint32_t>(ch), static_cast<uint32_t>(chunks), adc,
+                              clipped) *
                  si[ch] * sj[ch];
         }
         c[static_cast<size_t>(i * b.rows + j)] = acc;

@@ -42,11 +42,35 @@ inline uint32_t hash32(uint32_t x) {
   return x;
 }
 
-// The detector-noise sample of the signal chain: Irwin-Hall(4) like gaussian(), from two 32-bit
-// hashes of (key, counter). `key` is a stream_key().
-inline float gaussian32(uint64_t key, uint32_t counter) {
-  const uint32_t a = hash32(counter + static_cast<uint32_t>(key));
-  const uint32_t b = hash32(a ^ static_cast<uint32_t>(key >> 32));
+// The detector-noise sample of the signal chain: Irwin-Hall(4) like gaussian(), the sum of four
+// uniform 16-bit values scaled to unit variance, drawn from ARS-5 (Salmon et al., "Parallel random
+// numbers: as easy as 1, 2, 3", SC 2011: five AES rounds keyed by a Weyl sequence over the key, a
+// counter-based generator that passes the TestU01 BigCrush battery). Detection (n, chunk) of a
+// product whose noise counter is n * stride + chunk takes 32-bit word n % 4 of two AES blocks
+// shared by the four detections n & ~3 .. (n & ~3) + 3 of that chunk: the block whose first word
+// is (n & ~3) * stride + chunk and second word 0, and the same with second word 1. `key` is a
+// stream_key(). Pure function of its arguments; AES-NI where the CPU has it, the same bits
+// computed in software otherwise.
+float detector_noise(uint64_t key, uint32_t n, uint32_t chunk, uint32_t stride);
+
+// The ARS-5 block function behind detector_noise: 128-bit counter block in[4] (little-endian
+// 32-bit words) under the 128-bit key (key, key ^ 0x5851f42d4c957f2d).
+void ars5_block(uint64_t key, const uint32_t in[4], uint32_t out[4]);
+void ars5_block_software(uint64_t key, const uint32_t in[4], uint32_t out[4]);  // no AES-NI
+
+// The round keys ARS-5 uses for `key` (6 x 128 bits, as two 64-bit halves each: lo, hi).
+inline void ars5_round_keys(uint64_t key, uint64_t rk[6][2]) {
+  uint64_t lo = key, hi = key ^ 0x5851f42d4c957f2dull;
+  for (int r = 0; r < 6; ++r) {
+    rk[r][0] = lo;
+    rk[r][1] = hi;
+    lo += 0x9e3779b97f4a7c15ull;  // Weyl increments (the ARS key schedule)
+    hi += 0xbb67ae8584caa73bull;
+  }
+}
+
+// The Irwin-Hall(4) value of two 32-bit words: sum of their 16-bit halves, unit variance.
+inline float irwin_hall4(uint32_t a, uint32_t b) {
   const uint32_t sum = (a & 0xffffu) + (a >> 16) + (b & 0xffffu) + (b >> 16);
   return (static_cast<float>(sum) - 131070.0f) * (1.0f / 37837.227f);
 }

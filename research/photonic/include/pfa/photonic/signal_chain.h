@@ -69,9 +69,10 @@ class SignalChain {
   }
 
   // One detection: analog value + noise -> ADC -> digital correction. Returns the estimate of
-  // sum_k a_k b_k in DAC units (before block scales). Noise sample = (key, counter).
-  float detect(const float* a, const float* b, int w, int h, uint64_t key, uint64_t counter,
-               const AdcRange& adc, int64_t& clipped) const;
+  // sum_k a_k b_k in DAC units (before block scales). Noise sample = detector_noise(key, n,
+  // chunk, stride): detection n of chunk `chunk` in a product with `stride` chunks.
+  float detect(const float* a, const float* b, int w, int h, uint64_t key, uint32_t n,
+               uint32_t chunk, uint32_t stride, const AdcRange& adc, int64_t& clipped) const;
 
   // The noise key of one stream (e.g. one query row) of this product.
   uint64_t noise_key(uint64_t stream) const;
