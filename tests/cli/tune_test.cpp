@@ -368,5 +368,25 @@ TEST(PfaTunePin, BadPinsAreRefusedAndChangeNothing) {
   EXPECT_TRUE(store::Store(path).pins().empty());
 }
 
+// Files exported before split problems existed have no "ranks" and hash without it: they still
+// import, as one-device runs; a split run keeps its rank count through a file.
+TEST(TuningFile, OlderFilesImportAndSplitRunsKeepTheirRanks) {
+  const auto old_file = std::filesystem::path(PFA_SOURCE_DIR) /
+                        "tests/fuzz/corpus/tuning_file/seed_written_before_ranks";
+  const auto old_records = read_tuning_file(old_file);
+  ASSERT_FALSE(old_records.empty());
+  for (const auto& r : old_records) EXPECT_EQ(ranks_of(r.problem), 1);
+
+  TempDir dir;
+  auto records = old_records;
+  records.front().problem.ranks = 4;
+  const auto file = dir / "split.pfatune";
+  write_tuning_file(file, records);
+  const auto back = read_tuning_file(file);
+  ASSERT_EQ(back.size(), records.size());
+  EXPECT_EQ(ranks_of(back.front().problem), 4);
+  EXPECT_EQ(record_to_json(back.back()).count("ranks"), 0u);
+}
+
 }  // namespace
 }  // namespace pfa::tune::testing
