@@ -109,6 +109,11 @@ TEST_P(FlashCpu, OddShapesLayoutsAndMasks) {
       {1, 1, 1, 33, 97, 255, true, PFA_LAYOUT_BHSD, false},   // head_dim 255
       {3, 6, 3, 40, 200, 24, false, PFA_LAYOUT_BHSD, true},
       {1, 1, 1, 1000, 999, 40, true, PFA_LAYOUT_BHSD, true},  // long, causal, Lq > Lk by one
+      // Decode (Lq <= 8: all query heads of a key/value head walk the keys together)
+      {2, 8, 2, 8, 517, 64, true, PFA_LAYOUT_BSHD, true},     // GQA 4 x 8 rows, causal
+      {1, 16, 2, 5, 700, 96, false, PFA_LAYOUT_BHSD, false},  // GQA 8, 40 rows
+      {1, 4, 4, 3, 2, 32, true, PFA_LAYOUT_BSHD, true},       // causal, Lq > Lk: a masked row
+      {1, 32, 2, 6, 150, 40, true, PFA_LAYOUT_BSHD, true},    // 96 rows: too many, tiled path
   };
   for (const Shape& s : shapes) check_shape(isa, dtype, s, rng);
 }

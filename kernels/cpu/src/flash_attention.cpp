@@ -72,6 +72,14 @@ struct ThreadScratch {
   }
 };
 
+// One key/value block packed for the decode path (K transposed, and V; fp32), kept per thread.
+struct DecodeBlock {
+  static constexpr size_t kFloats = kMaxHeadDim * kBlockKeys;
+  Buffer storage = aligned_buffer(2 * kFloats * sizeof(float));
+  float* kt = static_cast<float*>(storage.get());
+  float* vb = kt + kFloats;
+};
+
 // Packed K/V storage kept by each calling thread between calls, so short calls don't pay for
 // mapping and faulting fresh pages every time. `busy` guards the case of a call nested inside
 // another on the same thread (a oneTBB thread waiting in one call can pick up a user task that
@@ -215,6 +223,29 @@ Isa flash_attention(const AttentionParams& params, Isa requested) {
   plan.n_kblocks = (params.seqlen_k + kBlockKeys - 1) / kBlockKeys;
   plan.block_elems = plan.dp * kBlockKeys;
   plan.q_scale = params.softmax_scale * 1.44269504088896340736f;  // log2(e)
+
+  // Few query rows: every query row of the heads sharing one key/value head fits one pass over
+  // K/V, which skips packing all of K/V beforehand. Decode steps always; short prefills too when
+  // there are enough key/value heads to keep every thread busy.
+  const int64_t one_pass_rows = plan.group * params.seqlen_q;
+  const bool few_rows =
+      params.seqlen_q <= 8 ||
+      (params.seqlen_q <= 32 &&
+       params.batch * params.heads_kv >= 2 * tbb::this_task_arena::max_concurrency());
+  if (ops.run_decode != nullptr && few_rows && one_pass_rows <= kMaxTileRows) {
+    plan.tile_rows = plan.group * params.seqlen_q;
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, params.batch * params.heads_kv, 1),
+                      [&](const tbb::blocked_range<int64_t>& range) {
+                        thread_local ThreadScratch scratch;
+                        thread_local DecodeBlock block;
+                        for (int64_t i = range.begin(); i < range.end(); ++i) {
+                          ops.run_decode(plan, i / params.heads_kv, i % params.heads_kv,
+                                         scratch.view, block.kt, block.vb);
+                        }
+                      },
+                      tbb::simple_partitioner());
+    return isa;
+  }
 
   const int64_t n_blocks = params.batch * params.heads_kv * plan.n_kblocks;
   const size_t pack_bytes = static_cast<size_t>(n_blocks * plan.block_elems) * ops.pack_elem_size;

@@ -159,12 +159,11 @@ void softmax_block(const Plan& pl, int64_t i0, int64_t j0, int64_t rows, bool ne
   }
 }
 
+// Packs key/value block kb of (b, hk): K transposed into kt [dp][kBlockKeys], V into
+// vb [kBlockKeys][dp], both in fp32 with zeros past head_dim and past the last key.
 template <class V>
-void pack_block_fp32(const Plan& pl, int64_t b, int64_t hk, int64_t kb) {
+void pack_block_into(const Plan& pl, int64_t b, int64_t hk, int64_t kb, float* kt, float* vb) {
   const AttentionParams& p = pl.p;
-  const int64_t idx = pl.block_index(b, hk, kb);
-  float* kt = static_cast<float*>(pl.kpack) + idx * pl.block_elems;  // [dp][kBlockKeys]
-  float* vb = static_cast<float*>(pl.vpack) + idx * pl.block_elems;  // [kBlockKeys][dp]
   const int64_t dp = pl.dp, d_real = p.head_dim;
   alignas(64) float row[kMaxHeadDim];
   for (int64_t jj = 0; jj < kBlockKeys; ++jj) {
@@ -182,6 +181,13 @@ void pack_block_fp32(const Plan& pl, int64_t b, int64_t hk, int64_t kb) {
     }
     for (int64_t d = d_real; d < dp; ++d) kt[d * kBlockKeys + jj] = 0.0f;
   }
+}
+
+template <class V>
+void pack_block_fp32(const Plan& pl, int64_t b, int64_t hk, int64_t kb) {
+  const int64_t idx = pl.block_index(b, hk, kb);
+  pack_block_into<V>(pl, b, hk, kb, static_cast<float*>(pl.kpack) + idx * pl.block_elems,
+                     static_cast<float*>(pl.vpack) + idx * pl.block_elems);
 }
 
 // Loads the query tile (scaled into base-2 units), resets the running state, and returns the
@@ -242,6 +248,43 @@ void run_tile_fp32(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc
     pv_block<V>(rows, sc.s, nj, vb, pl.dp, sc.o, sc.alpha);
   }
   end_tile<V>(pl, b, h, i0, rows, sc);
+}
+
+// Decode: the rows of all `group` query heads of key/value head hk (group x seqlen_q rows, at
+// most kMaxTileRows) walk the keys together, so each key/value block is read from the caller's
+// memory once, packed into a block-sized buffer that stays in cache, and used by every row. The
+// prefill path instead packs all of K/V into a second copy first, which for a decode step (a
+// memory-bound call) triples the memory traffic.
+template <class V>
+void run_decode_fp32(const Plan& pl, int64_t b, int64_t hk, Scratch& sc, float* kt, float* vb) {
+  const AttentionParams& p = pl.p;
+  const int64_t lq = p.seqlen_q, rows = pl.group * lq, dp = pl.dp;
+  auto head_view = [&](int64_t g) {
+    Scratch v = sc;
+    v.q = sc.q + g * lq * dp;
+    v.o = sc.o + g * lq * dp;
+    v.m = sc.m + g * lq;
+    v.l = sc.l + g * lq;
+    return v;
+  };
+  int64_t n_blocks = 0;
+  for (int64_t g = 0; g < pl.group; ++g) {
+    Scratch v = head_view(g);
+    n_blocks = begin_tile<V>(pl, b, hk * pl.group + g, 0, lq, v);  // same for every head
+  }
+  const int64_t first_end = pl.visible_end(0), last_end = pl.visible_end(lq - 1);
+  for (int64_t kb = 0; kb < n_blocks; ++kb) {
+    const int64_t j0 = kb * kBlockKeys;
+    pack_block_into<V>(pl, b, hk, kb, kt, vb);
+    qk_block<V>(rows, sc.q, dp, kt, sc.s);
+    const bool need_mask = j0 + kBlockKeys > first_end;
+    for (int64_t g = 0; g < pl.group; ++g) {
+      softmax_block<V>(pl, 0, j0, lq, need_mask, sc.s + g * lq * kBlockKeys, sc.m + g * lq,
+                       sc.l + g * lq, sc.alpha + g * lq);
+    }
+    pv_block<V>(rows, sc.s, min_i64(kBlockKeys, last_end - j0), vb, dp, sc.o, sc.alpha);
+  }
+  for (int64_t g = 0; g < pl.group; ++g) end_tile<V>(pl, b, hk * pl.group + g, 0, lq, head_view(g));
 }
 
 }  // namespace

@@ -101,6 +101,7 @@ struct Avx2Vec {
 }  // namespace
 
 const KernelOps kAvx2Ops = {8, 1, sizeof(float), &pack_block_fp32<Avx2Vec>,
-                            &run_tile_fp32<Avx2Vec>};
+                            &run_tile_fp32<Avx2Vec>,
+                              &run_decode_fp32<Avx2Vec>};
 
 }  // namespace pfa::kernels::cpu

@@ -6,6 +6,7 @@
 namespace pfa::kernels::cpu {
 
 const KernelOps kAvx512Ops = {16, 1, sizeof(float), &pack_block_fp32<Avx512Vec>,
-                              &run_tile_fp32<Avx512Vec>};
+                              &run_tile_fp32<Avx512Vec>,
+                              &run_decode_fp32<Avx512Vec>};
 
 }  // namespace pfa::kernels::cpu

@@ -68,6 +68,7 @@ struct ScalarVec {
 }  // namespace
 
 const KernelOps kScalarOps = {1, 1, sizeof(float), &pack_block_fp32<ScalarVec>,
-                              &run_tile_fp32<ScalarVec>};
+                              &run_tile_fp32<ScalarVec>,
+                              &run_decode_fp32<ScalarVec>};
 
 }  // namespace pfa::kernels::cpu

@@ -60,6 +60,11 @@ struct KernelOps {
   void (*pack_block)(const Plan& plan, int64_t b, int64_t hk, int64_t kb);
   // Computes query tile qt of (batch b, query head h), writing out (and lse).
   void (*run_tile)(const Plan& plan, int64_t b, int64_t h, int64_t qt, Scratch& scratch);
+  // Decode (a few query rows): every query row of every query head sharing key/value head hk of
+  // batch b in one pass, packing each key/value block into `kt`/`vb` (block_elems floats each)
+  // as it goes instead of packing the whole K/V beforehand. Null where the path has none.
+  void (*run_decode)(const Plan& plan, int64_t b, int64_t hk, Scratch& scratch, float* kt,
+                     float* vb) = nullptr;
 };
 
 extern const KernelOps kScalarOps;
