@@ -250,6 +250,38 @@ void run_tile_fp32(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc
   end_tile<V>(pl, b, h, i0, rows, sc);
 }
 
+// Scores of a few query rows against key block kb read in place, row by row: a dot product and a
+// horizontal sum per (row, key). For one to four rows this is cheaper than transposing the block
+// for qk_block. Also packs the value block into vb. Keys past the end get score 0 (masked later).
+template <class V>
+void qk_direct_pack_v(const Plan& pl, int64_t b, int64_t hk, int64_t kb, int64_t rows,
+                      const float* q, float* s, float* vb) {
+  const AttentionParams& p = pl.p;
+  const int64_t dp = pl.dp, d_real = p.head_dim;
+  alignas(64) float krow[kMaxHeadDim];
+  for (int64_t jj = 0; jj < kBlockKeys; ++jj) {
+    const int64_t j = kb * kBlockKeys + jj;
+    if (j >= p.seqlen_k) {
+      for (int64_t r = 0; r < rows; ++r) s[r * kBlockKeys + jj] = 0.0f;
+      for (int64_t d = 0; d < dp; ++d) vb[jj * dp + d] = 0.0f;
+      continue;
+    }
+    V::to_float_row(p.dtype, p.k, b * p.k_stride[0] + j * p.k_stride[1] + hk * p.k_stride[2],
+                    krow, d_real, 1.0f);
+    for (int64_t d = d_real; d < dp; ++d) krow[d] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      typename V::Reg acc = V::zero();
+      for (int64_t d = 0; d < dp; d += V::kWidth) {
+        acc = V::fmadd(V::load(q + r * dp + d), V::load(krow + d), acc);
+      }
+      s[r * kBlockKeys + jj] = V::reduce_add(acc);
+    }
+    V::to_float_row(p.dtype, p.v, b * p.v_stride[0] + j * p.v_stride[1] + hk * p.v_stride[2],
+                    vb + jj * dp, d_real, 1.0f);
+    for (int64_t d = d_real; d < dp; ++d) vb[jj * dp + d] = 0.0f;
+  }
+}
+
 // Decode: the rows of all `group` query heads of key/value head hk (group x seqlen_q rows, at
 // most kMaxTileRows) walk the keys together, so each key/value block is read from the caller's
 // memory once, packed into a block-sized buffer that stays in cache, and used by every row. The
@@ -275,8 +307,12 @@ void run_decode_fp32(const Plan& pl, int64_t b, int64_t hk, Scratch& sc, float* 
   const int64_t first_end = pl.visible_end(0), last_end = pl.visible_end(lq - 1);
   for (int64_t kb = 0; kb < n_blocks; ++kb) {
     const int64_t j0 = kb * kBlockKeys;
-    pack_block_into<V>(pl, b, hk, kb, kt, vb);
-    qk_block<V>(rows, sc.q, dp, kt, sc.s);
+    if (rows <= 4) {
+      qk_direct_pack_v<V>(pl, b, hk, kb, rows, sc.q, sc.s, vb);
+    } else {
+      pack_block_into<V>(pl, b, hk, kb, kt, vb);
+      qk_block<V>(rows, sc.q, dp, kt, sc.s);
+    }
     const bool need_mask = j0 + kBlockKeys > first_end;
     for (int64_t g = 0; g < pl.group; ++g) {
       softmax_block<V>(pl, 0, j0, lq, need_mask, sc.s + g * lq * kBlockKeys, sc.m + g * lq,
