@@ -166,20 +166,19 @@ void pack_block_into(const Plan& pl, int64_t b, int64_t hk, int64_t kb, float* k
   const AttentionParams& p = pl.p;
   const int64_t dp = pl.dp, d_real = p.head_dim;
   alignas(64) float row[kMaxHeadDim];
-  for (int64_t jj = 0; jj < kBlockKeys; ++jj) {
+  // Columns past the last key are left as they are: their scores are masked to -inf before the
+  // softmax reads them and P.V stops at the last key, so filling them would only cost stores
+  // (three quarters of the block for a 16-key sequence).
+  const int64_t n = min_i64(kBlockKeys, p.seqlen_k - kb * kBlockKeys);
+  for (int64_t jj = 0; jj < n; ++jj) {
     const int64_t j = kb * kBlockKeys + jj;
-    if (j < p.seqlen_k) {
-      V::to_float_row(p.dtype, p.k, b * p.k_stride[0] + j * p.k_stride[1] + hk * p.k_stride[2],
-                      row, d_real, 1.0f);
-      for (int64_t d = 0; d < d_real; ++d) kt[d * kBlockKeys + jj] = row[d];
-      V::to_float_row(p.dtype, p.v, b * p.v_stride[0] + j * p.v_stride[1] + hk * p.v_stride[2],
-                      vb + jj * dp, d_real, 1.0f);
-      for (int64_t d = d_real; d < dp; ++d) vb[jj * dp + d] = 0.0f;
-    } else {
-      for (int64_t d = 0; d < dp; ++d) vb[jj * dp + d] = 0.0f;
-      for (int64_t d = 0; d < d_real; ++d) kt[d * kBlockKeys + jj] = 0.0f;
-    }
+    V::to_float_row(p.dtype, p.k, b * p.k_stride[0] + j * p.k_stride[1] + hk * p.k_stride[2], row,
+                    d_real, 1.0f);
+    for (int64_t d = 0; d < d_real; ++d) kt[d * kBlockKeys + jj] = row[d];
     for (int64_t d = d_real; d < dp; ++d) kt[d * kBlockKeys + jj] = 0.0f;
+    V::to_float_row(p.dtype, p.v, b * p.v_stride[0] + j * p.v_stride[1] + hk * p.v_stride[2],
+                    vb + jj * dp, d_real, 1.0f);
+    for (int64_t d = d_real; d < dp; ++d) vb[jj * dp + d] = 0.0f;
   }
 }
 
@@ -252,7 +251,7 @@ void run_tile_fp32(const Plan& pl, int64_t b, int64_t h, int64_t qt, Scratch& sc
 
 // Scores of a few query rows against key block kb read in place, row by row: a dot product and a
 // horizontal sum per (row, key). For one to four rows this is cheaper than transposing the block
-// for qk_block. Also packs the value block into vb. Keys past the end get score 0 (masked later).
+// for qk_block. Also packs the value block into vb.
 template <class V>
 void qk_direct_pack_v(const Plan& pl, int64_t b, int64_t hk, int64_t kb, int64_t rows,
                       const float* q, float* s, float* vb) {
@@ -261,11 +260,7 @@ void qk_direct_pack_v(const Plan& pl, int64_t b, int64_t hk, int64_t kb, int64_t
   alignas(64) float krow[kMaxHeadDim];
   for (int64_t jj = 0; jj < kBlockKeys; ++jj) {
     const int64_t j = kb * kBlockKeys + jj;
-    if (j >= p.seqlen_k) {
-      for (int64_t r = 0; r < rows; ++r) s[r * kBlockKeys + jj] = 0.0f;
-      for (int64_t d = 0; d < dp; ++d) vb[jj * dp + d] = 0.0f;
-      continue;
-    }
+    if (j >= p.seqlen_k) break;  // the rest is masked before it is read (see pack_block_into)
     V::to_float_row(p.dtype, p.k, b * p.k_stride[0] + j * p.k_stride[1] + hk * p.k_stride[2],
                     krow, d_real, 1.0f);
     for (int64_t d = d_real; d < dp; ++d) krow[d] = 0.0f;
