@@ -49,6 +49,12 @@ inline pfa_status hand_out_table(const pfa_host_info* host, const pfa_plugin_api
 
 inline kernels::DType to_kernel_dtype(int32_t dtype) { return static_cast<kernels::DType>(dtype); }
 
+// Devices the problem is split over: problem.ranks, or 1 where it is unset or the host's struct
+// predates ABI 1.2.
+inline int32_t problem_ranks(const pfa_problem& p) {
+  return PFA_STRUCT_HAS(&p, pfa_problem, ranks) && p.ranks > 1 ? p.ranks : 1;
+}
+
 // Copies pointers, sizes and strides out of the ABI tensors. The host has validated them already.
 inline kernels::AttentionParams params_from_args(const pfa_run_args& args) {
   const pfa_problem& p = *args.problem;

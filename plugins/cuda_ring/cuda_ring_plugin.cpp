@@ -22,7 +22,6 @@
 #include <mutex>
 #include <new>
 #include <string>
-#include <vector>
 
 namespace pfa::cuda_ring {
 namespace {
@@ -53,12 +52,11 @@ struct Context {
 
 Context& ctx(pfa_context* c) { return *reinterpret_cast<Context*>(c); }
 
-int32_t ranks_of(const pfa_problem& p) {
-  return PFA_STRUCT_HAS(&p, pfa_problem, ranks) && p.ranks > 1 ? p.ranks : 1;
-}
+using plugin::problem_ranks;
 
-// The shapes of the kernel calls a rank makes (the local step and, causal, the two half steps).
-std::vector<kernels::AttentionParams> step_shapes(const pfa_problem& p) {
+// Why the kernels cannot serve one of the calls a rank makes (the local step and, causal, the two
+// half steps), or empty when they serve them all.
+std::string unsupported_step(const pfa_problem& p, int cc_major, int cc_minor) {
   kernels::AttentionParams a;
   a.batch = p.batch;
   a.heads_q = p.heads_q;
@@ -66,25 +64,24 @@ std::vector<kernels::AttentionParams> step_shapes(const pfa_problem& p) {
   a.head_dim = p.head_dim;
   a.dtype = plugin::to_kernel_dtype(p.dtype);
   a.softmax_scale = p.softmax_scale;
-  std::vector<kernels::AttentionParams> out;
-  const int n = ranks_of(p);
+  const int n = problem_ranks(p);
+  const int64_t qd = p.heads_q * p.head_dim, kd = p.heads_kv * p.head_dim;
   for (int step = 0; step < std::min(n, 3); ++step) {
     // Ranks 0 and n-1 between them meet every kind of step (local, earlier and later visitor).
     for (int rank : {0, n - 1}) {
       const auto s = sharding::ring_step(n, rank, step, p.seqlen_q, p.seqlen_k, p.causal != 0);
-      kernels::AttentionParams b = a;
-      b.seqlen_q = s.q_rows;
-      b.seqlen_k = s.kv_rows;
-      b.causal = s.causal;
-      const int64_t qd = p.heads_q * p.head_dim, kd = p.heads_kv * p.head_dim;
-      b.q_stride[0] = p.seqlen_q * qd, b.q_stride[1] = qd, b.q_stride[2] = p.head_dim;
-      b.k_stride[0] = p.seqlen_k * kd, b.k_stride[1] = kd, b.k_stride[2] = p.head_dim;
-      std::copy(b.k_stride, b.k_stride + 3, b.v_stride);
-      b.o_stride[0] = s.q_rows * qd, b.o_stride[1] = qd, b.o_stride[2] = p.head_dim;
-      out.push_back(b);
+      a.seqlen_q = s.q_rows;
+      a.seqlen_k = s.kv_rows;
+      a.causal = s.causal;
+      a.q_stride[0] = p.seqlen_q * qd, a.q_stride[1] = qd, a.q_stride[2] = p.head_dim;
+      a.k_stride[0] = p.seqlen_k * kd, a.k_stride[1] = kd, a.k_stride[2] = p.head_dim;
+      std::copy(a.k_stride, a.k_stride + 3, a.v_stride);
+      a.o_stride[0] = s.q_rows * qd, a.o_stride[1] = qd, a.o_stride[2] = p.head_dim;
+      std::string why = kc::unsupported_reason(a, cc_major, cc_minor, kc::Path::automatic);
+      if (!why.empty()) return why;
     }
   }
-  return out;
+  return {};
 }
 
 pfa_status create(const pfa_host_info*, pfa_context** context, char* message, size_t capacity) {
@@ -136,7 +133,7 @@ pfa_status supports(pfa_context* context, const pfa_problem* problem, char* reas
   const pfa_problem& p = *problem;
   if (p.device_type != kDLCUDA)
     return fail(PFA_STATUS_UNSUPPORTED, reason, capacity, "serves CUDA tensors only");
-  if (ranks_of(p) < 2)
+  if (problem_ranks(p) < 2)
     return fail(PFA_STATUS_UNSUPPORTED, reason, capacity,
                 "serves sequences split over several GPUs only (one GPU: cuda_fa3)");
   if (c.devices == 0) return fail(PFA_STATUS_UNSUPPORTED, reason, capacity, c.no_device.c_str());
@@ -156,10 +153,8 @@ pfa_status supports(pfa_context* context, const pfa_problem* problem, char* reas
     cudaGetLastError();
     return fail(PFA_STATUS_UNSUPPORTED, reason, capacity, "cannot query the CUDA device");
   }
-  for (const auto& a : step_shapes(p)) {
-    const std::string why = kc::unsupported_reason(a, major, minor, kc::Path::automatic);
-    if (!why.empty()) return fail(PFA_STATUS_UNSUPPORTED, reason, capacity, why.c_str());
-  }
+  const std::string why = unsupported_step(p, major, minor);
+  if (!why.empty()) return fail(PFA_STATUS_UNSUPPORTED, reason, capacity, why.c_str());
   return PFA_STATUS_OK;
 }
 
@@ -168,7 +163,7 @@ pfa_status estimate(pfa_context*, const pfa_problem* problem, pfa_estimate* est,
   if (problem == nullptr || est == nullptr)
     return fail(PFA_STATUS_INVALID_ARGUMENT, message, capacity, "null problem or estimate");
   const pfa_problem& p = *problem;
-  const double n = ranks_of(p);
+  const double n = problem_ranks(p);
   // One rank's share of the whole sequence's pairs (the mirrored layout makes shares equal).
   const double lg = double(p.seqlen_k) * n;
   const double pairs = p.causal ? lg * (lg + 1) / 2 / n : double(p.seqlen_q) * lg;
@@ -326,9 +321,9 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
   if (r == ncclSuccess) r = ncclCommUserRank(comm, &rank);
   if (r == ncclSuccess) r = ncclCommCuDevice(comm, &comm_device);
   if (r != ncclSuccess) return nccl_failure(message, capacity, "reading the communicator", r, comm);
-  if (ranks != ranks_of(p)) {
+  if (ranks != problem_ranks(p)) {
     write_message(message, capacity, "the communicator has %d ranks but the problem is split over %d",
-                  ranks, ranks_of(p));
+                  ranks, problem_ranks(p));
     return PFA_STATUS_INVALID_ARGUMENT;
   }
   const int device = args->q->device.device_id;

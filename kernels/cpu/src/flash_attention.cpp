@@ -72,6 +72,13 @@ struct ThreadScratch {
   }
 };
 
+// This thread's scratch, shared by the tiled and the one-pass paths. Per thread and kept across
+// calls: the workers live as long as the process.
+Scratch& thread_scratch() {
+  thread_local ThreadScratch scratch;
+  return scratch.view;
+}
+
 // One key/value block packed for the decode path (K transposed, and V; fp32), kept per thread.
 struct DecodeBlock {
   static constexpr size_t kFloats = kMaxHeadDim * kBlockKeys;
@@ -236,11 +243,11 @@ Isa flash_attention(const AttentionParams& params, Isa requested) {
     plan.tile_rows = plan.group * params.seqlen_q;
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, params.batch * params.heads_kv, 1),
                       [&](const tbb::blocked_range<int64_t>& range) {
-                        thread_local ThreadScratch scratch;
                         thread_local DecodeBlock block;
+                        Scratch& sc = thread_scratch();
                         for (int64_t i = range.begin(); i < range.end(); ++i) {
-                          ops.run_decode(plan, i / params.heads_kv, i % params.heads_kv,
-                                         scratch.view, block.kt, block.vb);
+                          ops.run_decode(plan, i / params.heads_kv, i % params.heads_kv, sc,
+                                         block.kt, block.vb);
                         }
                       },
                       tbb::simple_partitioner());
@@ -268,9 +275,7 @@ Isa flash_attention(const AttentionParams& params, Isa requested) {
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, n_tiles, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
-        // Per-thread and kept across calls: the workers live as long as the process.
-        thread_local ThreadScratch scratch;
-        Scratch& sc = scratch.view;
+        Scratch& sc = thread_scratch();
         for (int64_t i = range.begin(); i < range.end(); ++i) {
           // Longest causal tiles (the last query rows) first.
           const int64_t qt = plan.n_qtiles - 1 - i % plan.n_qtiles;

@@ -27,16 +27,13 @@ pfa_status create(const pfa_host_info*, pfa_context** context, char*, size_t) {
 
 void destroy(pfa_context*) {}
 
-int32_t ranks_of(const pfa_problem* p) {
-  return PFA_STRUCT_HAS(p, pfa_problem, ranks) && p->ranks > 1 ? p->ranks : 1;
-}
 
 pfa_status supports(pfa_context*, const pfa_problem* p, char* reason, size_t capacity) {
   if (p->device_type != kDLCPU) {
     write_message(reason, capacity, "CPU tensors only");
     return PFA_STATUS_UNSUPPORTED;
   }
-  if (ranks_of(p) < 2) {
+  if (pfa::plugin::problem_ranks(*p) < 2) {
     write_message(reason, capacity, "serves split problems only");
     return PFA_STATUS_UNSUPPORTED;
   }
@@ -58,7 +55,7 @@ pfa_status run(pfa_context*, const pfa_run_args* args, pfa_run_result* result, c
   }
   const auto& member = *static_cast<const pfa::test::CpuRingMember*>(args->communicator);
   auto& group = *member.group;
-  const int ranks = ranks_of(args->problem);
+  const int ranks = pfa::plugin::problem_ranks(*args->problem);
   if (group.ranks != ranks) {
     write_message(message, capacity, "the communicator's size differs from the problem's ranks");
     return PFA_STATUS_INVALID_ARGUMENT;
