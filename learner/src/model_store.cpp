@@ -28,8 +28,21 @@ StoreTrainResult train_from_store(store::Store& store, const StoreTrainOptions& 
   for (const auto& r : records) out.max_record_id = std::max(out.max_record_id, r.id);
   out.trained = train(records, options.train);
   const Objective objective = options.train.fit.objective;
-  const auto current = load_active_model(store, objective);
+  // An active model that cannot be read (damaged, or from an older pfa) routes nothing: the new
+  // one replaces it, and the comparison says why.
+  std::shared_ptr<const CostModel> current;
+  std::string unreadable;
+  try {
+    current = load_active_model(store, objective);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::model) throw;
+    unreadable = e.what();
+  }
   out.comparison = compare_models(current.get(), *out.trained.model, records, options.train);
+  if (!unreadable.empty()) {
+    out.comparison.replace = true;
+    out.comparison.reason = fmt::format("replaces a model that cannot be read: {}", unreadable);
+  }
   out.activated = out.comparison.replace || options.force;
   if (!out.activated && !options.save_rejected) return out;
 

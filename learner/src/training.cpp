@@ -1,3 +1,4 @@
+#include <pfa/error.h>
 #include <pfa/learner/training.h>
 
 #include <algorithm>
@@ -106,6 +107,14 @@ TrainResult train(std::span<const store::ExecutionRecord> all_records, const Tra
   m.objective = options.fit.objective;
   m.records = records.size();
   m.foreign = all_records.size() - records.size();
+  if (records.size() < 2 && m.foreign > 0) {
+    throw Error(ErrorCode::model,
+                fmt::format("cannot train from this store: {} of its {} records were measured on "
+                            "devices this machine does not have (imported, or recorded on another "
+                            "card); measure here with `pfa-tune bench`, or learn from them with "
+                            "`pfa-tune train --allow-foreign`",
+                            m.foreign, all_records.size()));
+  }
   std::vector<char> held(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
     if (!records[i].ok) ++m.failed;

@@ -67,6 +67,29 @@ TEST(DamagedModelTune, RouteAndExplainFallBackToEstimatesAndSaySoOnce) {
   EXPECT_EQ(read_file(path), before) << "route and explain must not change the store";
 }
 
+// Training over a damaged (or older pfa's) active model replaces it instead of failing: this is
+// how a store carried over from an older version gets its routing back.
+TEST(DamagedModelTune, TrainReplacesAModelThatCannotBeRead) {
+  TempDir dir;
+  std::mt19937_64 rng(std::random_device{}());
+  const auto path = store_with_truncated_model(dir, rng);
+  // The fixture's records come from devices this machine lacks: without --allow-foreign training
+  // refuses and says why, and the store keeps its model; with it, the damaged model is replaced.
+  const std::string before = read_file(path);
+  const auto refused = run_tune({"--store", path.string(), "train"}, dir);
+  EXPECT_EQ(refused.status, 1) << refused.err;
+  EXPECT_NE(refused.err.find("--allow-foreign"), std::string::npos) << refused.err;
+  EXPECT_EQ(read_file(path), before);
+  const auto r = run_tune({"--store", path.string(), "--json", "train", "--allow-foreign"}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(doc.at("active").get<bool>()) << r.out;
+  const auto after = run_tune({"--store", path.string(), "route", "--shape", kShape}, dir);
+  EXPECT_EQ(after.status, 0) << after.err;
+  EXPECT_EQ(count_of(after.err, "cannot be read"), 0u) << after.err;
+  EXPECT_NE(after.out.find("model prediction"), std::string::npos) << after.out;
+}
+
 // Runs pfa-tune without write access to the store (as uid nobody when this test runs as root).
 RunResult run_tune_unprivileged(const std::vector<std::string>& args, const TempDir& out_dir) {
   const auto out_path = out_dir / "ro_stdout.txt";

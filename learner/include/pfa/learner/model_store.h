@@ -35,7 +35,8 @@ struct StoreTrainResult {
 };
 
 // Reads every record, trains, compares with the active model, saves (metrics JSON includes the
-// comparison) and activates the new model when it routes at least as well (or `force`). Throws
+// comparison) and activates the new model when it routes at least as well (or `force`), or when
+// the active one cannot be read (damaged, or written by an older pfa). Throws
 // pfa::Error(model) when the store holds too few successful runs, pfa::Error(store) on store errors.
 StoreTrainResult train_from_store(store::Store& store, const StoreTrainOptions& options = {});
 
