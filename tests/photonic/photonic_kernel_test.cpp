@@ -1,6 +1,7 @@
 // The row kernel (src/detect_row.cpp: a fused AVX-512 kernel where the CPU has it, the portable
-// one elsewhere) against the element-by-element signal chain, and the statistics of the detector
-// noise it draws: mean, variance, tails, shape, independence, determinism.
+// one elsewhere; both are checked on every CPU) against the element-by-element signal chain, and
+// the statistics of the detector noise it draws: mean, variance, tails, shape, independence,
+// determinism.
 #include "detect_row.h"
 
 #include <pfa/photonic/counter_rng.h>
@@ -42,24 +43,22 @@ Encoded encode(const SignalChain& chain, int64_t rows, int64_t n, Side side, uin
 }
 
 detail::TransposedB transpose(const Encoded& e, int L) {
-  detail::TransposedB t;
-  t.n = e.rows;
-  t.ld = (e.rows + 15) / 16 * 16;
-  t.chunks = e.chunks;
-  t.lambda = L;
-  t.optical.assign(t.chunks * L * t.ld, 0.0f);
-  t.scales.assign(t.chunks * t.ld, 0.0f);
+  detail::TransposedB t(e.rows, e.chunks, L);
   for (int64_t n = 0; n < e.rows; ++n) {
     for (int64_t c = 0; c < e.chunks; ++c) {
-      t.scales[c * t.ld + n] = e.scales[n * e.chunks + c];
-      for (int k = 0; k < L; ++k)
-        t.optical[(c * L + k) * t.ld + n] = e.optical[(n * e.chunks + c) * L + k];
+      t.scales[t.scale_at(n, c)] = e.scales[n * e.chunks + c];
+      for (int k = 0; k < L; ++k) t.optical[t.at(n, c, k)] = e.optical[(n * e.chunks + c) * L + k];
     }
   }
   return t;
 }
 
-TEST(DetectKernel, MatchesTheSignalChainDetectionForDetection) {
+using Kernel = void (*)(const detail::RowBlock&, const detail::TransposedB&,
+                       const detail::DetectRange&, const detail::LaneNodes&,
+                       const detail::RowNoise&, const AdcRange&, int64_t&);
+
+// The kernel this CPU runs (the fused AVX-512 one where it can) and the portable one.
+void check_against_the_chain(Kernel kernel, const char* name) {
   SimConfig config;  // generic, 8 bits, noise and variation on, uncalibrated
   const SimulatedDevice device(load_profile("generic"), config);
   const SignalChain chain(device, 3);
@@ -91,11 +90,14 @@ TEST(DetectKernel, MatchesTheSignalChainDetectionForDetection) {
       block.noise_key[t] = chain.noise_key(100 + t);
       block.acc[t] = acc.data() + t * n_b;
     }
-    std::vector<float> work(detail::kMaxRows * 512);
     int64_t clipped = 0;
-    detail::detect_rows(block, bt, {0, a.chunks, n_begin, n_b, true}, nodes,
-                        {chain.sigma(), static_cast<uint32_t>(a.chunks)}, adc, work.data(),
-                        clipped);
+    const detail::RowNoise noise{chain.sigma(), static_cast<uint32_t>(a.chunks)};
+    if (rows == 2) {  // the chunks in two calls, the second adding to the first (as P . V does)
+      kernel(block, bt, {0, 2, n_begin, n_b, true}, nodes, noise, adc, clipped);
+      kernel(block, bt, {2, a.chunks, n_begin, n_b, false}, nodes, noise, adc, clipped);
+    } else {
+      kernel(block, bt, {0, a.chunks, n_begin, n_b, true}, nodes, noise, adc, clipped);
+    }
 
     int64_t ref_clipped = 0, exact = 0;
     float one_code = 0;  // the largest change one ADC code makes to an output
@@ -120,15 +122,21 @@ TEST(DetectKernel, MatchesTheSignalChainDetectionForDetection) {
         if (std::abs(got - ref) <= 1e-4f * (std::abs(ref) + one_code)) ++exact;
       }
     }
-    std::printf("rows %d: %lld of %lld outputs as the chain's, clipped %lld (chain %lld)\n", rows,
-                static_cast<long long>(exact), static_cast<long long>(rows * (n_b - n_begin)),
-                static_cast<long long>(clipped), static_cast<long long>(ref_clipped));
+    std::printf("%s, rows %d: %lld of %lld outputs as the chain's, clipped %lld (chain %lld)\n",
+                name, rows, static_cast<long long>(exact),
+                static_cast<long long>(rows * (n_b - n_begin)), static_cast<long long>(clipped),
+                static_cast<long long>(ref_clipped));
     EXPECT_GE(exact, rows * (n_b - n_begin) * 97 / 100);
     EXPECT_GT(ref_clipped, 0);
     EXPECT_NEAR(static_cast<double>(clipped), static_cast<double>(ref_clipped),
                 2.0 + 0.02 * ref_clipped);
     (void)W;
   }
+}
+
+TEST(DetectKernel, MatchesTheSignalChainDetectionForDetection) {
+  check_against_the_chain(detail::detect_rows, "this CPU's kernel");
+  check_against_the_chain(detail::detect_rows_portable, "portable kernel");
 }
 
 // Zero operands: every detection reads offset 0 plus noise through a fine ADC.
@@ -139,13 +147,8 @@ struct NoiseRun {
 
 NoiseRun noise_run(int rows, int64_t n_b, int64_t chunks, float sigma, uint64_t seed) {
   const int L = 12;
-  detail::TransposedB bt;
-  bt.n = n_b;
-  bt.ld = (n_b + 15) / 16 * 16;
-  bt.chunks = chunks;
-  bt.lambda = L;
-  bt.optical.assign(chunks * L * bt.ld, 0.0f);
-  bt.scales.assign(chunks * bt.ld, 1.0f);
+  detail::TransposedB bt(n_b, chunks, L);
+  std::fill(bt.scales.begin(), bt.scales.end(), 1.0f);
   detail::LaneNodes nodes;
   nodes.gain.assign(n_b, 1.0f);
   nodes.offset.assign(n_b, 0.0f);
@@ -162,10 +165,8 @@ NoiseRun noise_run(int rows, int64_t n_b, int64_t chunks, float sigma, uint64_t 
     block.noise_key[t] = stream_key(seed, t);
     block.acc[t] = r.out.data() + t * n_b;
   }
-  std::vector<float> work(detail::kMaxRows * 512);
   detail::detect_rows(block, bt, {0, chunks, 0, n_b, true}, nodes,
-                      {sigma, static_cast<uint32_t>(chunks)}, make_adc_range(1.0, 16),
-                      work.data(), r.clipped);
+                      {sigma, static_cast<uint32_t>(chunks)}, make_adc_range(1.0, 16), r.clipped);
   return r;
 }
 

@@ -128,23 +128,17 @@ struct Pilot {
   }
 };
 
-// Lays encoded B-side rows out chunk-major for the row kernel.
+// Lays encoded B-side rows out in the row kernel's tiles of 16 vectors.
 detail::TransposedB transpose(const EncodedRows& e) {
-  detail::TransposedB t;
-  t.n = e.rows;
-  t.ld = (e.rows + 15) / 16 * 16;
-  t.chunks = e.chunks;
-  t.lambda = e.lambda;
-  const int L = e.lambda;
-  t.optical.assign(static_cast<size_t>(t.chunks * L * t.ld), 0.0f);
-  t.scales.assign(static_cast<size_t>(t.chunks * t.ld), 0.0f);
+  detail::TransposedB t(e.rows, e.chunks, e.lambda);
+  const int64_t values = e.chunks * e.lambda;  // per row, chunk by chunk: the order within a tile
   for (int64_t n = 0; n < e.rows; ++n) {
     const float* row = e.row(n);
     const float* sc = e.scale(n);
-    for (int64_t c = 0; c < e.chunks; ++c) {
-      t.scales[c * t.ld + n] = sc[c];
-      for (int k = 0; k < L; ++k) t.optical[(c * L + k) * t.ld + n] = row[c * L + k];
-    }
+    float* optical = t.optical.data() + t.at(n, 0, 0);
+    float* scales = t.scales.data() + t.scale_at(n, 0);
+    for (int64_t i = 0; i < values; ++i) optical[i * 16] = row[i];
+    for (int64_t c = 0; c < e.chunks; ++c) scales[c * 16] = sc[c];
   }
   return t;
 }
@@ -175,7 +169,8 @@ float analog_t(const SignalChain& chain, const float* a, const detail::Transpose
                int64_t c, int w) {
   const int L = chain.wavelengths();
   float dot = 0;
-  for (int k = 0; k < L; ++k) dot += a[c * L + k] * b.optical[(c * L + k) * b.ld + n];
+  const float* bc = b.optical.data() + b.at(n, c, 0);
+  for (int k = 0; k < L; ++k) dot += a[c * L + k] * bc[k * 16];
   const int node = w * chain.height() + static_cast<int>(n % chain.height());
   return chain.state().node_gain[node] * dot / static_cast<float>(L) + chain.state().node_offset[node];
 }
@@ -286,8 +281,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
   const int64_t blocks = p.batch * p.heads_q * spans * W;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, blocks, 2), [&](const auto& range) {
     std::vector<float> q(d), s(static_cast<size_t>(R) * Lk), qe(R * chunks_d * L), qs(R * chunks_d),
-        pe(R * chunks_k * L), ps(R * chunks_k), o(static_cast<size_t>(R) * d),
-        work(static_cast<size_t>(R) * 512);
+        pe(R * chunks_k * L), ps(R * chunks_k), o(static_cast<size_t>(R) * d);
     int64_t clipped = 0, detections = 0;
     for (int64_t blk = range.begin(); blk < range.end(); ++blk) {
       const int w = static_cast<int>(blk % W);
@@ -331,7 +325,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       const detail::RowNoise noise_qk{sigma, static_cast<uint32_t>(chunks_d)};
       // Keys every row sees, together; then each longer row's extra keys on its own.
       detail::detect_rows(qk, keys[bg], {0, chunks_d, 0, row_end[0], true}, lanes_qk[w], noise_qk,
-                          adc_qk, work.data(), clipped);
+                          adc_qk, clipped);
       for (int t = 1; t < n_rows; ++t) {
         if (row_end[t] == row_end[0]) continue;
         detail::RowBlock one;
@@ -341,7 +335,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
         one.noise_key[0] = qk.noise_key[t];
         one.acc[0] = qk.acc[t];
         detail::detect_rows(one, keys[bg], {0, chunks_d, row_end[0], row_end[t], true},
-                            lanes_qk[w], noise_qk, adc_qk, work.data(), clipped);
+                            lanes_qk[w], noise_qk, adc_qk, clipped);
       }
 
       // Softmax electronically in fp32, then P . V: unnormalised probabilities (side A) against
@@ -370,7 +364,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
       const detail::RowNoise noise_pv{sigma, static_cast<uint32_t>(chunks_k)};
       // Chunks every row has, together; then each longer row's extra chunks on its own.
       detail::detect_rows(pv, values[bg], {0, row_chunks[0], 0, d, true}, lanes_pv[w], noise_pv,
-                          adc_pv, work.data(), clipped);
+                          adc_pv, clipped);
       for (int t = 1; t < n_rows; ++t) {
         if (row_chunks[t] == row_chunks[0]) continue;
         detail::RowBlock one;
@@ -380,7 +374,7 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
         one.noise_key[0] = pv.noise_key[t];
         one.acc[0] = pv.acc[t];
         detail::detect_rows(one, values[bg], {row_chunks[0], row_chunks[t], 0, d, false},
-                            lanes_pv[w], noise_pv, adc_pv, work.data(), clipped);
+                            lanes_pv[w], noise_pv, adc_pv, clipped);
       }
       for (int t = 0; t < n_rows; ++t) {
         const int64_t out = o_offset(p, b, row_i[t], h);
