@@ -2,7 +2,6 @@
 
 #include "detect_row.h"
 #include "numeric.h"
-#include "pfa/photonic/tensor_core.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/combinable.h>
@@ -81,6 +80,18 @@ float exp_shifted_avx512(float* s, int64_t n, float m) {
   return _mm512_reduce_add_ps(sum);
 }
 
+// The largest of n scores (NaN scores are skipped, as std::max(m, s) skips them).
+__attribute__((target("avx512f"))) float max_avx512(const float* s, int64_t n) {
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m = lowest;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 mask = n - j >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (n - j)) - 1);
+    m = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, mask, s + j), m);  // m where a score is NaN
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
 bool cpu_has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
@@ -89,6 +100,11 @@ bool cpu_has_avx512() {
 
 // Softmax numerators exp(s - max) in place over n scores; returns (max, sum).
 std::pair<float, float> softmax_numerators(float* s, int64_t n) {
+  static const bool avx512 = cpu_has_avx512();
+  if (avx512) {
+    const float m = max_avx512(s, n);
+    return {m, exp_shifted_avx512(s, n, m)};
+  }
   // The maximum over 16 interleaved partial maxima (the same value for scores without NaN; a
   // single running maximum is one dependent compare per score).
   float part[16];
@@ -99,14 +115,41 @@ std::pair<float, float> softmax_numerators(float* s, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   for (; j < n; ++j) m = std::max(m, s[j]);
   for (float p : part) m = std::max(m, p);
-  static const bool avx512 = cpu_has_avx512();
-  if (avx512) return {m, exp_shifted_avx512(s, n, m)};
   float l = 0;
   for (j = 0; j < n; ++j) {
     s[j] = std::exp(s[j] - m);
     l += s[j];
   }
   return {m, l};
+}
+
+// Scores q . k_j * softmax_scale of keys j < end of kv head g in batch b, in fp32. Four keys at
+// a time: each sum is still one chain in the order of x (the same bits), four chains overlap.
+// fp32 keys are read in place.
+void exact_scores(const AttentionParams& p, int64_t b, int64_t g, const float* q, int64_t end,
+                  float* s) {
+  const int64_t d = p.head_dim;
+  std::vector<float> kf(static_cast<size_t>(4 * d));
+  auto key = [&](int64_t j, int u) -> const float* {
+    const int64_t at = k_offset(p, b, j, g);
+    if (p.dtype == kernels::DType::fp32) return static_cast<const float*>(p.k) + at;
+    load_row(p.k, p.dtype, at, d, kf.data() + u * d);
+    return kf.data() + u * d;
+  };
+  int64_t j = 0;
+  for (; j + 4 <= end; j += 4) {
+    const float* k[4] = {key(j, 0), key(j + 1, 1), key(j + 2, 2), key(j + 3, 3)};
+    float acc[4] = {0, 0, 0, 0};
+    for (int64_t x = 0; x < d; ++x)
+      for (int u = 0; u < 4; ++u) acc[u] += q[x] * k[u][x];
+    for (int u = 0; u < 4; ++u) s[j + u] = acc[u] * p.softmax_scale;
+  }
+  for (; j < end; ++j) {
+    const float* k = key(j, 0);
+    float acc = 0;
+    for (int64_t x = 0; x < d; ++x) acc += q[x] * k[x];
+    s[j] = acc * p.softmax_scale;
+  }
 }
 
 // Accumulates a pilot sample of analog detector values for the ADC range.
@@ -128,18 +171,39 @@ struct Pilot {
   }
 };
 
-// Lays encoded B-side rows out in the row kernel's tiles of 16 vectors.
-detail::TransposedB transpose(const EncodedRows& e) {
-  detail::TransposedB t(e.rows, e.chunks, e.lambda);
-  const int64_t values = e.chunks * e.lambda;  // per row, chunk by chunk: the order within a tile
-  for (int64_t n = 0; n < e.rows; ++n) {
-    const float* row = e.row(n);
-    const float* sc = e.scale(n);
-    float* optical = t.optical.data() + t.at(n, 0, 0);
-    float* scales = t.scales.data() + t.scale_at(n, 0);
-    for (int64_t i = 0; i < values; ++i) optical[i * 16] = row[i];
-    for (int64_t c = 0; c < e.chunks; ++c) scales[c * 16] = sc[c];
-  }
+// Encodes `rows` B-side operand rows of n values straight into the row kernel's tiles, 16 rows
+// and up to 32 chunks at a time (chunks encode independently), so every buffer stays small.
+// load(first, count, begin, end, raw) writes elements [begin, end) of rows first .. first +
+// count - 1 to raw, row after row.
+template <class Load>
+detail::TransposedB encode_tiles(const SignalChain& chain, int64_t rows, int64_t n,
+                                 const Load& load) {
+  const int L = chain.wavelengths(), H = chain.height();
+  const int64_t chunks = chain.chunks(n);
+  constexpr int64_t kChunks = 32;
+  detail::TransposedB t(rows, chunks, L);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, t.ld / 16), [&](const auto& range) {
+    std::vector<float> raw(static_cast<size_t>(16 * kChunks * L));
+    std::vector<float> optical(raw.size()), scales(static_cast<size_t>(16 * kChunks));
+    for (int64_t tile = range.begin(); tile < range.end(); ++tile) {
+      const int64_t first = tile * 16, count = std::min<int64_t>(16, rows - first);
+      for (int64_t c0 = 0; c0 < chunks; c0 += kChunks) {
+        const int64_t cs = std::min(kChunks, chunks - c0);
+        const int64_t begin = c0 * L, len = std::min(n, (c0 + cs) * L) - begin;
+        load(first, count, begin, begin + len, raw.data());
+        for (int64_t r = 0; r < count; ++r) {
+          chain.encode(raw.data() + r * len, len, 1, static_cast<int>((first + r) % H), Side::b,
+                       false, optical.data() + r * cs * L, scales.data() + r * cs);
+        }
+        float* to = t.optical.data() + t.at(first, c0, 0);
+        for (int64_t i = 0; i < cs * L; ++i)
+          for (int64_t r = 0; r < count; ++r) to[i * 16 + r] = optical[r * cs * L + i];
+        float* ts = t.scales.data() + t.scale_at(first, c0);
+        for (int64_t c = 0; c < cs; ++c)
+          for (int64_t r = 0; r < count; ++r) ts[c * 16 + r] = scales[r * cs + c];
+      }
+    }
+  });
   return t;
 }
 
@@ -164,15 +228,21 @@ detail::LaneNodes lane_nodes(const SignalChain& chain, int w, int64_t n) {
   return l;
 }
 
-// Noise-free detector value of chunk c of A against vector n of transposed B.
-float analog_t(const SignalChain& chain, const float* a, const detail::TransposedB& b, int64_t n,
-               int64_t c, int w) {
+// Noise-free detector values of chunks c_begin, c_begin + c_step, ... < c_end of A against
+// vector n of B, appended to `out` (node constants and addresses worked out once per vector).
+void analog_values(const SignalChain& chain, const float* a, const detail::TransposedB& b,
+                   int64_t n, int64_t c_begin, int64_t c_end, int64_t c_step, int w,
+                   std::vector<float>& out) {
   const int L = chain.wavelengths();
-  float dot = 0;
-  const float* bc = b.optical.data() + b.at(n, c, 0);
-  for (int k = 0; k < L; ++k) dot += a[c * L + k] * bc[k * 16];
   const int node = w * chain.height() + static_cast<int>(n % chain.height());
-  return chain.state().node_gain[node] * dot / static_cast<float>(L) + chain.state().node_offset[node];
+  const float gain = chain.state().node_gain[node], offset = chain.state().node_offset[node];
+  const float* bn = b.optical.data() + b.at(n, 0, 0);
+  for (int64_t c = c_begin; c < c_end; c += c_step) {
+    const float* bc = bn + c * L * 16;
+    float dot = 0;
+    for (int k = 0; k < L; ++k) dot += a[c * L + k] * bc[k * 16];
+    out.push_back(gain * dot / static_cast<float>(L) + offset);
+  }
 }
 
 }  // namespace
@@ -205,13 +275,20 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
   std::vector<detail::TransposedB> keys(kv_heads), values(kv_heads);
   tbb::parallel_for(int64_t{0}, kv_heads, [&](int64_t bg) {
     const int64_t b = bg / p.heads_kv, g = bg % p.heads_kv;
-    std::vector<float> k(static_cast<size_t>(Lk * d)), v(static_cast<size_t>(Lk * d));
-    for (int64_t j = 0; j < Lk; ++j) {
-      load_row(p.k, p.dtype, k_offset(p, b, j, g), d, k.data() + j * d);
-      load_row(p.v, p.dtype, v_offset(p, b, j, g), d, v.data() + j * d);
-    }
-    keys[bg] = transpose(encode_rows(chain, k.data(), Lk, d, d, 1, Side::b, false));
-    values[bg] = transpose(encode_rows(chain, v.data(), d, Lk, 1, d, Side::b, false));  // V columns
+    keys[bg] = encode_tiles(chain, Lk, d, [&](int64_t first, int64_t count, int64_t begin,
+                                              int64_t end, float* raw) {
+      for (int64_t u = 0; u < count; ++u)
+        load_row(p.k, p.dtype, k_offset(p, b, first + u, g) + begin, end - begin,
+                 raw + u * (end - begin));
+    });
+    values[bg] = encode_tiles(chain, d, Lk, [&](int64_t first, int64_t count, int64_t begin,
+                                                int64_t end, float* raw) {  // V columns
+      float v[16];
+      for (int64_t j = begin; j < end; ++j) {
+        load_row(p.v, p.dtype, v_offset(p, b, j, g) + first, count, v);
+        for (int64_t u = 0; u < count; ++u) raw[u * (end - begin) + j - begin] = v[u];
+      }
+    });
   });
   // Node constants of every A lane, expanded over keys (Q . K^T) and value columns (P . V).
   std::vector<detail::LaneNodes> lanes_qk(W), lanes_pv(W);
@@ -227,41 +304,39 @@ PhotonicRunStats photonic_attention(const SimulatedDevice& device, const Attenti
     b = r / (Lq * p.heads_q);
   };
 
-  // ADC full scales from a pilot: a few rows through both products, noise-free.
+  // ADC full scales from a pilot: a few rows through both products, noise-free. The rows run in
+  // parallel (serial, this was ~5 % of the call on two threads); their values are added in row
+  // order, so the full scales do not depend on scheduling.
   Pilot pilot_qk, pilot_pv;
   if (device.config().adc_range_sigmas > 0) {
     const int64_t samples = std::min<int64_t>(rows, 8);
-    std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(Lk), pe(chunks_k * L), ps(chunks_k), kf(d);
-    for (int64_t n = 0; n < samples; ++n) {
+    std::vector<std::vector<float>> sampled_qk(samples), sampled_pv(samples);
+    tbb::parallel_for(int64_t{0}, samples, [&](int64_t n) {
       int64_t b, h, i;
       split(n * rows / samples, b, h, i);
       const int64_t end = key_end(p, i);
-      if (end == 0) continue;
+      if (end == 0) return;
       const int64_t bg = b * p.heads_kv + h / group;
+      const int w = static_cast<int>(i % W);
+      std::vector<float> q(d), qe(chunks_d * L), qs(chunks_d), s(end), pe(chunks_k * L),
+          ps(chunks_k);
       load_row(p.q, p.dtype, q_offset(p, b, i, h), d, q.data());
-      chain.encode(q.data(), d, 1, static_cast<int>(i % W), Side::a, false, qe.data(), qs.data());
+      chain.encode(q.data(), d, 1, w, Side::a, false, qe.data(), qs.data());
       const int64_t kstep = std::max<int64_t>(1, end / 64);
-      for (int64_t j = 0; j < end; j += kstep) {
-        for (int64_t c = 0; c < chunks_d; ++c) {
-          pilot_qk.add(analog_t(chain, qe.data(), keys[bg], j, c, static_cast<int>(i % W)));
-        }
-      }
+      for (int64_t j = 0; j < end; j += kstep)
+        analog_values(chain, qe.data(), keys[bg], j, 0, chunks_d, 1, w, sampled_qk[n]);
       // Exact fp32 scores of this row give the probabilities the P . V pilot needs.
-      for (int64_t j = 0; j < end; ++j) {
-        load_row(p.k, p.dtype, k_offset(p, b, j, h / group), d, kf.data());
-        float acc = 0;
-        for (int64_t x = 0; x < d; ++x) acc += q[x] * kf[x];
-        s[j] = acc * p.softmax_scale;
-      }
+      exact_scores(p, b, h / group, q.data(), end, s.data());
       softmax_numerators(s.data(), end);
-      chain.encode(s.data(), end, 1, static_cast<int>(i % W), Side::a, true, pe.data(), ps.data());
+      chain.encode(s.data(), end, 1, w, Side::a, true, pe.data(), ps.data());
       const int64_t chunks = chain.chunks(end);
       const int64_t cstep = std::max<int64_t>(1, chunks / 64);
-      for (int64_t x = 0; x < d; ++x) {
-        for (int64_t c = 0; c < chunks; c += cstep) {
-          pilot_pv.add(analog_t(chain, pe.data(), values[bg], x, c, static_cast<int>(i % W)));
-        }
-      }
+      for (int64_t x = 0; x < d; ++x)
+        analog_values(chain, pe.data(), values[bg], x, 0, chunks, cstep, w, sampled_pv[n]);
+    });
+    for (int64_t n = 0; n < samples; ++n) {
+      for (float y : sampled_qk[n]) pilot_qk.add(y);
+      for (float y : sampled_pv[n]) pilot_pv.add(y);
     }
   }
   const double sigmas = device.config().adc_range_sigmas;
