@@ -1,6 +1,8 @@
-// Forward attention on NVIDIA GPUs: a FlashAttention-3-style kernel on Hopper (sm_90a) and a
-// simple fallback elsewhere. Raw pointers in (AttentionParams), work queued on the caller's
-// stream, never a synchronisation; errors come back as values with the CUDA error text.
+// Forward attention on NVIDIA GPUs: a FlashAttention-3-style kernel on Hopper (sm_90a), a
+// FlashAttention-2-style mma.sync kernel on cc 8.0+ (Ampere, Ada, and Hopper shapes the sm_90a
+// kernel skips), and a simple fallback for the rest. Raw pointers in (AttentionParams), work
+// queued on the caller's stream, never a synchronisation; errors come back as values with the
+// CUDA error text.
 #pragma once
 
 #include <pfa/kernels/attention_params.h>
@@ -12,9 +14,10 @@
 namespace pfa::kernels::cuda {
 
 enum class Path : int {
-  automatic = 0,  // sm_90a kernel where it applies, else the fallback
+  automatic = 0,  // sm_90a kernel where it applies, else the sm80 kernel, else the fallback
   sm90 = 1,       // sm_90a kernel only (unsupported otherwise)
-  fallback = 2    // the simple kernel, any CUDA device
+  fallback = 2,   // the simple kernel, any CUDA device
+  sm80 = 3        // mma.sync kernel only (cc >= 8.0; unsupported otherwise)
 };
 
 struct LaunchOptions {
