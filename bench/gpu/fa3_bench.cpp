@@ -37,6 +37,7 @@ struct Options {
   bool quick = false;   // a few cells only
   bool variants = false;  // time every sm_90a variant, report the best
   int repeats = 15;
+  std::vector<int64_t> dims, lens;  // --dims 96,192 / --lens 512,8192: override the grid's
   // --single D L causal variant: run only ours on one cell a few times (for a profiler).
   bool single = false;
   int64_t single_d = 128, single_l = 8192;
@@ -150,6 +151,18 @@ double rel_error(const at::Tensor& x, const Inputs& in, bool causal) {
   return ((got - ref).norm() / ref.norm()).item<double>();
 }
 
+// "96,192" -> {96, 192}
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> v;
+  for (size_t i = 0; i < s.size();) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) v.push_back(std::atoll(s.substr(i, j - i).c_str()));
+    i = j + 1;
+  }
+  return v;
+}
+
 std::string today() {
   char buf[32];
   const std::time_t t = std::time(nullptr);
@@ -168,6 +181,8 @@ int main(int argc, char** argv) {
     else if (a == "--quick") opt.quick = true;
     else if (a == "--variants") opt.variants = true;
     else if (a == "--repeats" && i + 1 < argc) opt.repeats = std::atoi(argv[++i]);
+    else if (a == "--dims" && i + 1 < argc) opt.dims = parse_list(argv[++i]);
+    else if (a == "--lens" && i + 1 < argc) opt.lens = parse_list(argv[++i]);
     else if (a == "--single" && i + 4 < argc) {
       opt.single = true;
       opt.single_d = std::atoll(argv[++i]);
@@ -204,7 +219,7 @@ int main(int argc, char** argv) {
   emit("%s", "# cuda_fa3 forward attention vs PyTorch SDPA backends\n\n");
   emit("- card: %s\n- date: %s\n- commit: %s\n- PyTorch %s (LibTorch, C++)\n", device.c_str(),
        today().c_str(), opt.commit.c_str(), TORCH_VERSION);
-  emit("- grid: B*L = 16384 tokens, H*D = 2048, BHSD inputs, FLOPs = 4*B*H*L^2*D (halved when "
+  emit("- grid: B*L = 16384 tokens, H = 2048 / D (rounded down), BHSD inputs, FLOPs = 4*B*H*L^2*D (halved when "
        "causal); median of %d CUDA-event timings after 3 warm-ups, two input sets alternated\n",
        opt.repeats);
   emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
@@ -224,6 +239,8 @@ int main(int argc, char** argv) {
     lens = {2048, 8192};
     types = {at::kBFloat16};
   }
+  if (!opt.dims.empty()) dims = opt.dims;
+  if (!opt.lens.empty()) lens = opt.lens;
   struct Acc {
     std::string what;
     double ours, flash, cudnn;

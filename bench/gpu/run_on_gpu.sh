@@ -57,7 +57,7 @@ T=$BUILD/bin/pfa_kernels_cuda_test
 left() { local l=$(( DEADLINE - $(date +%s) )); [ $l -gt $1 ] && l=$1; [ $l -lt 5 ] && l=5; echo $l; }
 # A quick look first: one shape per variant, so a hang shows up cheaply.
 say "== smoke"
-timeout $(left 45) $T --gtest_filter='*sm90_v*_b1_h2x2_q1000_k1000_d128_causal_bf16*:*sm90_b1_h2x2_q127_k127_d64_bf16*:*sm90_v*_persistent_b2_h16x4_q1000_k1000_d128_causal*' > "$OUT/tests.txt" 2>&1
+timeout $(left 45) $T --gtest_filter='*sm90_v*_b1_h2x2_q1000_k1000_d128_causal_bf16*:*sm90_b1_h2x2_q127_k127_d64_bf16*:*sm90_v*_persistent_b2_h16x4_q1000_k1000_d128_causal*:*sm90_b1_h2x2_q127_k127_d96_bf16*:*sm90_b1_h2x2_q127_k127_d192_bf16*' > "$OUT/tests.txt" 2>&1
 rc=$?
 say "smoke rc=$rc $(grep -c '^\[       OK' "$OUT/tests.txt") ok, $(grep -c '^\[  FAILED' "$OUT/tests.txt") failed"
 grep "result" "$OUT/tests.txt" | tee -a "$S"
@@ -79,6 +79,7 @@ if [ "$MODE" != "tests" ]; then
     say "== bench"
     ARGS="--commit $COMMIT --variants --out $OUT/bench.md"
     [ "$MODE" = quick ] && ARGS="$ARGS --quick"
+    ARGS="$ARGS ${PFA_BENCH_ARGS:-}"  # e.g. "--dims 96,192" or "--lens 512,1024"
     timeout $(left 260) $BUILD/bin/pfa_fa3_bench $ARGS > "$OUT/bench_stdout.txt" 2>&1
     say "bench rc=$?"
     tail -5 "$OUT/bench_stdout.txt" >> "$S"
@@ -95,7 +96,7 @@ if [ "$MODE" != "tests" ]; then
     done
   fi
   say "== sanitizers"
-  F='*sm90_b1_h2x2_q127_k127_d128_causal_bf16*:*sm90_v2_b1_h2x1_q333_k77_d64_causal_bf16*:*fallback_b1_h2x2_q127_k127_d40_causal_bf16*'
+  F='*sm90_b1_h2x2_q127_k127_d128_causal_bf16*:*sm90_b1_h2x2_q127_k127_d96_causal_bf16*:*sm90_v2_b1_h2x1_q333_k77_d64_causal_bf16*:*fallback_b1_h2x2_q127_k127_d40_causal_bf16*'
   timeout $(left 60) compute-sanitizer --tool memcheck $T --gtest_filter="$F" > "$OUT/sanitizer.txt" 2>&1
   say "memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.txt" | tail -1)"
   timeout $(left 60) compute-sanitizer --tool racecheck $T --gtest_filter="$F" >> "$OUT/sanitizer.txt" 2>&1

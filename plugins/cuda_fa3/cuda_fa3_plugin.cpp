@@ -30,9 +30,13 @@ struct Verified {
   kernels::DType dtype;
 };
 constexpr Verified kVerifiedSm90[] = {
-    {64, kernels::DType::bf16},  {64, kernels::DType::fp16},  {128, kernels::DType::bf16},
-    {128, kernels::DType::fp16}, {256, kernels::DType::bf16}, {256, kernels::DType::fp16}};
-constexpr bool kFallbackVerified = true;  // head dims 40..256, fp16/bf16, on an H100
+    {64, kernels::DType::bf16},  {64, kernels::DType::fp16},  {96, kernels::DType::bf16},
+    {96, kernels::DType::fp16},  {128, kernels::DType::bf16}, {128, kernels::DType::fp16},
+    {192, kernels::DType::bf16}, {192, kernels::DType::fp16}, {256, kernels::DType::bf16},
+    {256, kernels::DType::fp16}};
+// The mma.sync kernel (head dims 8..256 in steps of 8) and the simple fallback (1..256), fp16 and
+// bf16, both verified on an H100 by forcing them; no Ampere or Ada card has run them yet.
+constexpr bool kFallbackVerified = true;
 
 bool sm90_verified(int64_t d, int32_t dtype) {
   for (const Verified& v : kVerifiedSm90)
@@ -154,12 +158,18 @@ pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estima
                        (2.0 * double(p.seqlen_q) * double(p.heads_q) +
                         2.0 * double(p.seqlen_k) * double(p.heads_kv));
   // Roofline: ~600 TFLOP/s for the sm_90a kernel (measured 350-750 on an H100 over the paper
-  // grid), a modelled ~2 TFLOP/s for the simple fallback kernel; ~3 TB/s either way.
-  const bool hopper = context != nullptr && p.device_id >= 0 &&
-                      p.device_id < int(ctx(context).cc.size()) && ctx(context).cc[p.device_id] == 90;
-  const bool fast = hopper && p.dtype != PFA_DTYPE_FP32 &&
-                    (p.head_dim == 64 || p.head_dim == 128 || p.head_dim == 256);
-  const double rate = fast ? 600e12 : 2e12;
+  // grid); ~150 TFLOP/s for the mma.sync kernel on cc 8.x or Hopper head dims the sm_90a kernel
+  // skips (measured 230-320 on an H100; about half an A100's peak predicted); a modelled
+  // ~2 TFLOP/s for the simple fallback kernel; ~3 TB/s either way.
+  const int cc = context != nullptr && p.device_id >= 0 && p.device_id < int(ctx(context).cc.size())
+                     ? ctx(context).cc[p.device_id]
+                     : 0;
+  const bool half = p.dtype != PFA_DTYPE_FP32;
+  const bool sm90 = cc == 90 && half &&
+                    (p.head_dim == 64 || p.head_dim == 96 || p.head_dim == 128 ||
+                     p.head_dim == 192 || p.head_dim == 256);
+  const bool sm80 = cc >= 80 && half && p.head_dim % 8 == 0 && p.head_dim <= 256;
+  const double rate = sm90 ? 600e12 : sm80 ? 150e12 : 2e12;
   const double t = std::max(flops / rate, bytes / 3e12) + 5e-6;
   est->latency_s = t;
   est->energy_j = 600.0 * t;  // modelled at ~600 W board power under load

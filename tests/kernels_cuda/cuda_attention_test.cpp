@@ -269,6 +269,11 @@ TEST_P(CudaAttention, MatchesFp64Reference) {
   if (!why.empty()) GTEST_SKIP() << why;
   const Case& c = GetParam();
   if (c.path == kc::Path::sm90 && !is_hopper()) GTEST_SKIP() << "not a Hopper GPU (sm_90)";
+  if (c.path == kc::Path::sm90 &&
+      kc::sm90_variant_name(int(c.head_dim), c.dtype == DType::bf16,
+                            c.variant < 0 ? kc::sm90_default_variant(int(c.head_dim)) : c.variant) ==
+          "not compiled")
+    GTEST_SKIP() << "head dim " << c.head_dim << " not compiled in this build (PFA_FA3_HEAD_DIMS)";
   const uint64_t seed = std::random_device{}() ^ (uint64_t(std::random_device{}()) << 32);
   std::mt19937_64 rng(seed);
   const Outcome o = run_case(c, rng);
@@ -285,13 +290,13 @@ std::vector<Case> all_cases() {
   std::vector<Case> v;
   const DType dts[] = {DType::bf16, DType::fp16};
   // Every sm_90a head dim and dtype over the ragged lengths, causal and not (default variant).
-  for (int64_t d : {64, 128, 256})
+  for (int64_t d : {64, 96, 128, 192, 256})
     for (DType dt : dts)
       for (int64_t L : {1, 17, 127, 1000, 4097})
         for (bool causal : {false, true})
           v.push_back({1, 2, 2, L, L, d, causal, dt, false, kc::Path::sm90, -1});
   // Lq != Lk with causal (bottom-right; rows that see no key), GQA 8:1, BHSD, batches.
-  for (int64_t d : {64, 128, 256})
+  for (int64_t d : {64, 96, 128, 192, 256})
     for (DType dt : dts) {
       v.push_back({1, 2, 2, 100, 1000, d, true, dt, false, kc::Path::sm90, -1});
       v.push_back({1, 2, 2, 1000, 100, d, true, dt, false, kc::Path::sm90, -1});
@@ -302,7 +307,7 @@ std::vector<Case> all_cases() {
     }
   // Every compiled variant on a few shapes.
   for (int var = 0; var < kc::sm90_variant_count(); ++var)
-    for (int64_t d : {64, 128, 256})
+    for (int64_t d : {64, 96, 128, 192, 256})
       for (DType dt : dts) {
         v.push_back({1, 2, 2, 1000, 1000, d, true, dt, false, kc::Path::sm90, var});
         v.push_back({2, 4, 2, 700, 1500, d, false, dt, true, kc::Path::sm90, var});
@@ -317,6 +322,10 @@ std::vector<Case> all_cases() {
         v.push_back({3, 16, 2, 900, 300, d, true, DType::fp16, true, kc::Path::sm90, var, pers});
         v.push_back({2, 32, 32, 513, 513, d, false, DType::bf16, false, kc::Path::sm90, var, pers});
       }
+  // Head dims 96 (64-byte swizzle) and 192 walked persistently, once per variant.
+  for (int var = 0; var < kc::sm90_variant_count(); ++var)
+    for (int64_t d : {96, 192})
+      v.push_back({2, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, 1});
   // The fallback kernel, including head dims the sm_90a kernel doesn't serve.
   for (int64_t d : {40, 64, 96, 128, 256})
     for (DType dt : dts) {
@@ -349,6 +358,8 @@ TEST(CudaAttentionSupport, ReasonsWithoutTouchingTheDevice) {
   EXPECT_NE(kc::unsupported_reason(p, 8, 0, kc::Path::sm90), "");
   EXPECT_EQ(kc::unsupported_reason(p, 8, 0, kc::Path::automatic), "");
   p.head_dim = 96;
+  EXPECT_EQ(kc::unsupported_reason(p, 9, 0, kc::Path::sm90), "");
+  p.head_dim = 80;
   EXPECT_NE(kc::unsupported_reason(p, 9, 0, kc::Path::sm90), "");
   p.head_dim = 300;
   EXPECT_NE(kc::unsupported_reason(p, 9, 0), "");

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "fa2_sm80_registry.h"
 #include "fa3_sm90.cuh"
 #include "fa3_sm90_registry.h"
 #include "fallback_attention.h"
@@ -14,7 +15,7 @@ namespace {
 
 constexpr int kVariants = 4;
 
-bool is_sm90_head_dim(int64_t d) { return d == 64 || d == 128 || d == 256; }
+bool is_sm90_head_dim(int64_t d) { return d == 64 || d == 96 || d == 128 || d == 192 || d == 256; }
 
 // A dimension of size 1 is never stepped over, so its stride doesn't matter.
 bool strides_16b(const int64_t stride[3], int64_t batch, int64_t seq, int64_t heads) {
@@ -26,7 +27,8 @@ bool strides_16b(const int64_t stride[3], int64_t batch, int64_t seq, int64_t he
 
 std::string sm90_reason(const AttentionParams& p, int cc_major, int cc_minor) {
   if (cc_major != 9 || cc_minor != 0) return "the sm_90a kernel needs a Hopper GPU (sm_90)";
-  if (!is_sm90_head_dim(p.head_dim)) return "the sm_90a kernel serves head dims 64, 128 and 256";
+  if (!is_sm90_head_dim(p.head_dim))
+    return "the sm_90a kernel serves head dims 64, 96, 128, 192 and 256";
   if (!(p.softmax_scale > 0.f)) return "the sm_90a kernel needs a positive softmax scale";
   if (p.seqlen_q > (int64_t(1) << 30) || p.seqlen_k > (int64_t(1) << 30))
     return "sequence too long for the sm_90a kernel";
@@ -79,13 +81,13 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   if (tiles > 0x7fffffff) return unsupported("too many query tiles for one launch");
   CUtensorMap tq, tk, tv;
   std::string err = make_tensor_map_bshd(&tq, p.q, bf16, p.batch, p.seqlen_q, p.heads_q,
-                                         p.head_dim, p.q_stride, 128);
+                                         p.head_dim, p.q_stride, 128, kern->box_cols);
   if (err.empty())
     err = make_tensor_map_bshd(&tk, p.k, bf16, p.batch, p.seqlen_k, p.heads_kv, p.head_dim,
-                               p.k_stride, kern->block_n);
+                               p.k_stride, kern->block_n, kern->box_cols);
   if (err.empty())
     err = make_tensor_map_bshd(&tv, p.v, bf16, p.batch, p.seqlen_k, p.heads_kv, p.head_dim,
-                               p.v_stride, kern->block_n);
+                               p.v_stride, kern->block_n, kern->box_cols);
   if (!err.empty()) {
     LaunchResult r;
     r.status = LaunchStatus::device_error;
@@ -131,6 +133,7 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
     case 64:
       if (causal) return seqlen_k <= 1024 ? 0 : 3;
       return seqlen_k <= 1024 ? 2 : 3;
+    case 96:  // untuned: as 128, whose shared-memory footprint it shares within 25%
     case 128:
       if (causal) return seqlen_k <= 2048 ? 2 : 3;
       return seqlen_k <= 4096 ? 1 : 3;
@@ -146,7 +149,7 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
 int sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
   if (!causal) return 1;
   if (head_dim == 64) return seqlen_k <= 1024 ? 2 : seqlen_k <= 8192 ? 1 : 0;
-  if (head_dim == 128) return seqlen_k > 2048 && seqlen_k <= 8192 ? 1 : 0;
+  if (head_dim == 96 || head_dim == 128) return seqlen_k > 2048 && seqlen_k <= 8192 ? 1 : 0;
   return 0;
 }
 
@@ -160,6 +163,7 @@ std::string unsupported_reason(const AttentionParams& p, int cc_major, int cc_mi
   if (!why.empty()) return why;
   if (cc_major < 8) return "needs compute capability 8.0 or newer";
   if (path == Path::sm90) return sm90_reason(p, cc_major, cc_minor);
+  if (path == Path::sm80) return sm80::sm80_reason(p, cc_major, cc_minor);
   return {};
 }
 
@@ -177,7 +181,7 @@ LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
   if (major < 8) return unsupported("needs compute capability 8.0 or newer");
 
   bool use_sm90 = false;
-  if (options.path != Path::fallback) {
+  if (options.path == Path::automatic || options.path == Path::sm90) {
     why = sm90_reason(p, major, minor);
     if (why.empty() && !(aligned16(p.q) && aligned16(p.k) && aligned16(p.v)))
       why = "q/k/v base pointers are not 16-byte aligned (TMA)";
@@ -187,6 +191,13 @@ LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
     else if (options.path == Path::sm90) return unsupported(why);
   }
   if (use_sm90) return run_sm90(p, stream, options.sm90_variant, options.persistent, device);
+  // The mma.sync kernel where the sm_90a one doesn't apply (cc 8.x, or Hopper head dims, strides
+  // or pointers the sm_90a kernel can't take).
+  if (options.path == Path::automatic || options.path == Path::sm80) {
+    why = sm80::sm80_launch_reason(p, major, minor);
+    if (why.empty()) return sm80::run_sm80(p, stream, device);
+    if (options.path == Path::sm80) return unsupported(why);
+  }
   e = launch_fallback_attention(p, stream);
   if (e != cudaSuccess) return device_error(e, "fallback attention launch", "fallback");
   LaunchResult r;

@@ -45,13 +45,19 @@ struct Fa3Traits {
   static constexpr int BN = BN_;
   static constexpr int Stages = Stages_;
   static constexpr int Variant = Variant_;
-  static constexpr int Panels = D / 64;  // 64-element (128-byte) swizzled column panels
+  // Swizzled column panels: 64 elements (128-byte swizzle) where the head dim allows, else 32
+  // (64-byte swizzle, head dim 96), so no column of shared memory or of a product is padding.
+  static constexpr int PanelCols = D % 64 == 0 ? 64 : 32;
+  static constexpr int PanelBytes = PanelCols * 2;
+  static constexpr int Panels = D / PanelCols;
+  static constexpr int KStepsPerPanel = PanelCols / 16;  // k16 steps of Q K^T inside one panel
+  static constexpr int AtomBytes = 8 * PanelBytes;        // one 8-row swizzle atom
   static constexpr int QBytes = BM * D * 2;
   static constexpr int KVBytes = BN * D * 2;
   static constexpr int BarrierBytes = 8 * (2 + 4 * Stages);
   static constexpr int SmemBytes = QBytes + 2 * Stages * KVBytes + BarrierBytes + 1024;
   static constexpr int Threads = 384;
-  static_assert(D % 64 == 0 && BN % 16 == 0 && BN <= 256, "tile shape");
+  static_assert(D % 32 == 0 && D <= 256 && BN % 16 == 0 && BN <= 256, "tile shape");
 };
 
 template <bool Bf16>
@@ -132,6 +138,7 @@ __global__ void __launch_bounds__(384, 1)
   using Tr = Fa3Traits<D, BN, Stages, Variant>;
   constexpr int BM = Tr::BM;
   constexpr float kNegInf = -__builtin_huge_valf();
+  constexpr int PB = Tr::PanelBytes, PC = Tr::PanelCols, KSP = Tr::KStepsPerPanel;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   const uint32_t raw = smem_addr(smem_raw);
   const uint32_t sQ = (raw + 1023u) & ~1023u;  // 128B swizzle atoms need 1024-byte alignment
@@ -202,7 +209,7 @@ __global__ void __launch_bounds__(384, 1)
         mbar_arrive_expect_tx(q_full, Tr::QBytes);
 #pragma unroll
         for (int p = 0; p < Tr::Panels; ++p)
-          tma_load_4d(sQ + p * BM * 128, &tm_q, q_full, p * 64, tl.m0, tl.head, tl.batch);
+          tma_load_4d(sQ + p * BM * PB, &tm_q, q_full, p * PC, tl.m0, tl.head, tl.batch);
         ++q_it;
         for (int i = 0; i < tl.n_end; ++i, ++kv_it) {
           const int n = tl.n_end - 1 - i;
@@ -212,13 +219,13 @@ __global__ void __launch_bounds__(384, 1)
           mbar_arrive_expect_tx(k_full(s), Tr::KVBytes);
 #pragma unroll
           for (int p = 0; p < Tr::Panels; ++p)
-            tma_load_4d(sK + s * Tr::KVBytes + p * BN * 128, &tm_k, k_full(s), p * 64, n * BN,
+            tma_load_4d(sK + s * Tr::KVBytes + p * BN * PB, &tm_k, k_full(s), p * PC, n * BN,
                         tl.head_kv, tl.batch);
           mbar_wait(v_empty(s), ph ^ 1);
           mbar_arrive_expect_tx(v_full(s), Tr::KVBytes);
 #pragma unroll
           for (int p = 0; p < Tr::Panels; ++p)
-            tma_load_4d(sV + s * Tr::KVBytes + p * BN * 128, &tm_v, v_full(s), p * 64, n * BN,
+            tma_load_4d(sV + s * Tr::KVBytes + p * BN * PB, &tm_v, v_full(s), p * PC, n * BN,
                         tl.head_kv, tl.batch);
         }
       }
@@ -259,10 +266,10 @@ __global__ void __launch_bounds__(384, 1)
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
-          const uint64_t da = make_desc_sw128(
-              sQ + (kk / 4) * (BM * 128) + wg * (64 * 128) + (kk % 4) * 32, 16, 1024);
-          const uint64_t db =
-              make_desc_sw128(sK + s * Tr::KVBytes + (kk / 4) * (BN * 128) + (kk % 4) * 32, 16, 1024);
+          const uint64_t da = make_desc_swizzled<PB>(
+              sQ + (kk / KSP) * (BM * PB) + wg * (64 * PB) + (kk % KSP) * 32, 16, Tr::AtomBytes);
+          const uint64_t db = make_desc_swizzled<PB>(
+              sK + s * Tr::KVBytes + (kk / KSP) * (BN * PB) + (kk % KSP) * 32, 16, Tr::AtomBytes);
           wgmma_ss<BN, Bf16>(sacc, da, db, kk > 0 ? 1 : 0);
         }
         wgmma_commit();
@@ -271,8 +278,8 @@ __global__ void __launch_bounds__(384, 1)
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) {
-          const uint64_t db =
-              make_desc_sw128(sV + s * Tr::KVBytes + kk * (16 * 128), BN * 128, 1024);
+          const uint64_t db = make_desc_swizzled<PB>(sV + s * Tr::KVBytes + kk * (16 * PB),
+                                                     BN * PB, Tr::AtomBytes);
           wgmma_rs<D, Bf16>(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3], db);
         }
         wgmma_commit();
@@ -405,7 +412,7 @@ __global__ void __launch_bounds__(384, 1)
 }
 
 // Launches one instantiation; the caller has built the tensor maps with this kernel's box shapes
-// (64 x 128 rows for Q, 64 x BN rows for K and V).
+// (PanelCols x 128 rows for Q, PanelCols x BN rows for K and V) and swizzle.
 template <int D, int BN, int Stages, int Variant, bool Bf16>
 cudaError_t launch_fa3(const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
                        const Fa3Args& args, int grid, cudaStream_t stream) {

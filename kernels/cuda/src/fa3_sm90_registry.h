@@ -15,6 +15,7 @@ using Fa3LaunchFn = cudaError_t (*)(const CUtensorMap&, const CUtensorMap&, cons
 struct Fa3Kernel {
   int head_dim;
   int block_n;  // key rows per block: the K/V tensor-map box height
+  int box_cols;  // head-dim columns per tensor-map box: 64 (128-byte swizzle) or 32 (64-byte)
   int variant;  // index into the variant list (see CMakeLists.txt)
   bool bf16;
   const char* name;

@@ -89,16 +89,19 @@ __device__ __forceinline__ void fence_regs(uint32_t (&r)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
-// Shared-memory matrix descriptor, 128-byte swizzle. Tiles are stored as 64-element-wide
-// (128-byte) column panels of 8-row, 1024-byte swizzle atoms, the layout TMA writes with
-// CU_TENSOR_MAP_SWIZZLE_128B. K-major operands ignore `lbo`; MN-major ones use it as the distance
-// between 64-element panels. `sbo` is the distance between 8-row groups (1024 bytes here).
-__device__ __forceinline__ uint64_t make_desc_sw128(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+// Shared-memory matrix descriptor for a swizzled tile. Tiles are stored as column panels of
+// `PanelBytes`-wide rows (128 or 64 bytes: 64 or 32 16-bit elements) grouped in 8-row swizzle
+// atoms, the layout TMA writes with CU_TENSOR_MAP_SWIZZLE_128B / _64B. K-major operands ignore
+// `lbo`; MN-major ones use it as the distance between panels. `sbo` is the distance between
+// 8-row groups (8 * PanelBytes).
+template <int PanelBytes>
+__device__ __forceinline__ uint64_t make_desc_swizzled(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  static_assert(PanelBytes == 128 || PanelBytes == 64, "128- or 64-byte swizzle");
   uint64_t d = 0;
   d |= static_cast<uint64_t>((addr & 0x3FFFF) >> 4);
   d |= static_cast<uint64_t>((lbo >> 4) & 0x3FFF) << 16;
   d |= static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32;
-  d |= static_cast<uint64_t>(1) << 62;  // 128B swizzle
+  d |= static_cast<uint64_t>(PanelBytes == 128 ? 1 : 2) << 62;  // layout: 1 = 128B, 2 = 64B swizzle
   return d;
 }
 

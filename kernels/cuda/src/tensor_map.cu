@@ -32,7 +32,8 @@ EncodeTiledFn encoder() {
 
 std::string make_tensor_map_bshd(CUtensorMap* map, const void* base, bool bf16, int64_t batch,
                                  int64_t seq, int64_t heads, int64_t head_dim,
-                                 const int64_t stride[3], int box_rows) {
+                                 const int64_t stride[3], int box_rows, int box_cols) {
+  if (box_cols != 64 && box_cols != 32) return "tensor-map box must be 64 or 32 columns wide";
   EncodeTiledFn encode = encoder();
   if (encode == nullptr) return "the driver has no cuTensorMapEncodeTiled";
   const cuuint64_t dims[4] = {cuuint64_t(head_dim), cuuint64_t(seq), cuuint64_t(heads),
@@ -48,11 +49,13 @@ std::string make_tensor_map_bshd(CUtensorMap* map, const void* base, bool bf16, 
   cuuint64_t strides[3];
   for (int i = 0; i < 3; ++i)
     strides[i] = sizes[i] == 1 ? cuuint64_t(extent) : cuuint64_t(strides_el[i] * el);
-  const cuuint32_t box[4] = {64, cuuint32_t(box_rows), 1, 1};
+  const cuuint32_t box[4] = {cuuint32_t(box_cols), cuuint32_t(box_rows), 1, 1};
+  const CUtensorMapSwizzle swizzle =
+      box_cols == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
   const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
   const CUresult r = encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
                             4, const_cast<void*>(base), dims, strides, box, elem_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     char buf[160];

@@ -5,8 +5,8 @@ wgmma takes every accumulator register as its own asm operand, so the wrappers a
 rather than typed. Run: python3 tools/gen_wgmma.py > src/wgmma_ops.cuh
 """
 
-SS_N = [64, 80, 96, 128, 176, 192]   # S = Q K^T: both operands in shared memory
-RS_N = [64, 128, 256]                # O += P V: P from registers, V in shared memory (transposed)
+SS_N = [64, 80, 96, 112, 128, 176, 192]   # S = Q K^T: both operands in shared memory
+RS_N = [64, 96, 128, 192, 256]                # O += P V: P from registers, V in shared memory (transposed)
 TYPES = {"bf16": "bf16", "f16": "f16"}
 
 
