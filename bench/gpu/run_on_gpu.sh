@@ -33,6 +33,7 @@ t0=$(date +%s)
 cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda pfa_plugin_cuda_fa3 >> "$OUT/build.txt" 2>&1 \
   || { say "BUILD FAILED"; grep -E "error" "$OUT/build.txt" | head -30 | tee -a "$S"; exit 1; }
 cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda_test >> "$OUT/build.txt" 2>&1 || say "test build failed (see build.txt)"
+cmake --build $BUILD -j"$JOBS" --target pfa_kernels_cuda_sm80_test >> "$OUT/build.txt" 2>&1 || say "sm80 test build failed (see build.txt)"
 cmake --build $BUILD -j"$JOBS" --target pfa_fa3_bench >> "$OUT/build.txt" 2>&1 || say "bench build failed (see build.txt)"
 say "build: $(( $(date +%s) - t0 )) s"
 
@@ -74,6 +75,13 @@ timeout $(left 280) $T >> "$OUT/tests.txt" 2>&1
 say "tests rc=$?"
 grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/tests.txt" | tail -4 | tee -a "$S"
 grep -E "^\[  FAILED  \] " "$OUT/tests.txt" | head -60 | tee -a "$S"
+T80=$BUILD/bin/pfa_kernels_cuda_sm80_test
+if [ -x $T80 ]; then
+  say "== sm80 tests (the mma.sync kernel, forced on this GPU)"
+  timeout $(left 150) $T80 >> "$OUT/tests.txt" 2>&1
+  say "sm80 tests rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |tests? ran" "$OUT/tests.txt" | tail -2 | tee -a "$S"
+fi
 if [ "$MODE" != "tests" ]; then
   if [ -x $BUILD/bin/pfa_fa3_bench ]; then
     say "== bench"

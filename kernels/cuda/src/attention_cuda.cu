@@ -133,7 +133,9 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
     case 64:
       if (causal) return seqlen_k <= 1024 ? 0 : 3;
       return seqlen_k <= 1024 ? 2 : 3;
-    case 96:  // untuned: as 128, whose shared-memory footprint it shares within 25%
+    case 96:
+      if (causal) return seqlen_k <= 4096 ? 2 : 3;
+      return seqlen_k <= 4096 ? 1 : 3;
     case 128:
       if (causal) return seqlen_k <= 2048 ? 2 : 3;
       return seqlen_k <= 4096 ? 1 : 3;
@@ -149,7 +151,7 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
 int sm90_default_persistent(int head_dim, int64_t seqlen_k, bool causal) {
   if (!causal) return 1;
   if (head_dim == 64) return seqlen_k <= 1024 ? 2 : seqlen_k <= 8192 ? 1 : 0;
-  if (head_dim == 96 || head_dim == 128) return seqlen_k > 2048 && seqlen_k <= 8192 ? 1 : 0;
+  if (head_dim == 128) return seqlen_k > 2048 && seqlen_k <= 8192 ? 1 : 0;
   return 0;
 }
 
