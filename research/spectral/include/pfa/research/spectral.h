@@ -41,8 +41,9 @@ void fnet_mixing(const kernels::AttentionParams& params);
 
 // Expected relative output error of spectral_attention for inputs with a flat (white) spectrum
 // along the sequence, the hard case: 0 when nothing is dropped. Fitted on random inputs, rounded
-// up; smooth sequences do much better.
-double spectral_expected_error(const SpectralConfig& config, int64_t seqlen_k, bool causal);
+// up; smooth sequences do much better. `seqlen_q` < 0 means as many queries as keys.
+double spectral_expected_error(const SpectralConfig& config, int64_t seqlen_k, bool causal,
+                               int64_t seqlen_q = -1);
 
 // The same for FNet against softmax attention on random inputs (it does not converge to it).
 double fnet_expected_error();
