@@ -78,7 +78,10 @@ double expected_error(PhotonicContext& c) {
       c.probe_drift_pm = drift;
     }
   }
-  double e = std::max(model_error(*c.device), c.probe_error);
+  // The model and the probe are one pattern each; small causal shapes (early rows see few keys)
+  // measured up to 1.23x them in conformance runs, and this prior gates accuracy budgets.
+  constexpr double kPriorMargin = 1.5;
+  double e = kPriorMargin * std::max(model_error(*c.device), c.probe_error);
   if (c.recent_error >= 0) e = std::max(e, c.recent_error);
   return e;
 }
