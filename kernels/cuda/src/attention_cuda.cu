@@ -8,6 +8,7 @@
 #include "fa3_sm90.cuh"
 #include "fa3_sm90_registry.h"
 #include "fallback_attention.h"
+#include "launch_checks.h"
 #include "tensor_map.h"
 
 namespace pfa::kernels::cuda {
@@ -16,14 +17,6 @@ namespace {
 constexpr int kVariants = 4;
 
 bool is_sm90_head_dim(int64_t d) { return d == 64 || d == 96 || d == 128 || d == 192 || d == 256; }
-
-// A dimension of size 1 is never stepped over, so its stride doesn't matter.
-bool strides_16b(const int64_t stride[3], int64_t batch, int64_t seq, int64_t heads) {
-  const int64_t sizes[3] = {batch, seq, heads};
-  for (int i = 0; i < 3; ++i)
-    if (sizes[i] > 1 && (stride[i] * 2) % 16 != 0) return false;
-  return true;
-}
 
 std::string sm90_reason(const AttentionParams& p, int cc_major, int cc_minor) {
   if (cc_major != 9 || cc_minor != 0) return "the sm_90a kernel needs a Hopper GPU (sm_90)";
@@ -34,9 +27,9 @@ std::string sm90_reason(const AttentionParams& p, int cc_major, int cc_minor) {
     return "sequence too long for the sm_90a kernel";
   if (p.heads_q > 65535 || p.batch > 65535) return "too many heads or batches for one launch";
   if (p.seqlen_k < 1) return "the sm_90a kernel needs at least one key";
-  if (!strides_16b(p.q_stride, p.batch, p.seqlen_q, p.heads_q) ||
-      !strides_16b(p.k_stride, p.batch, p.seqlen_k, p.heads_kv) ||
-      !strides_16b(p.v_stride, p.batch, p.seqlen_k, p.heads_kv))
+  if (!strides_16_bytes(p.q_stride, p.batch, p.seqlen_q, p.heads_q) ||
+      !strides_16_bytes(p.k_stride, p.batch, p.seqlen_k, p.heads_kv) ||
+      !strides_16_bytes(p.v_stride, p.batch, p.seqlen_k, p.heads_kv))
     return "q/k/v strides are not multiples of 16 bytes (TMA)";
   if ((p.o_stride[0] | p.o_stride[1] | p.o_stride[2]) & 1)
     return "output strides must be even (paired stores)";
@@ -52,21 +45,12 @@ std::string common_reason(const AttentionParams& p) {
   return {};
 }
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
-
 LaunchResult device_error(cudaError_t e, const char* what, const char* path) {
-  LaunchResult r;
-  r.status = LaunchStatus::device_error;
-  r.path = path;
-  r.message = std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-  return r;
+  return launch_failure(LaunchStatus::device_error, cuda_error_text(e, what), path);
 }
 
 LaunchResult unsupported(std::string why) {
-  LaunchResult r;
-  r.status = LaunchStatus::unsupported;
-  r.message = std::move(why);
-  return r;
+  return launch_failure(LaunchStatus::unsupported, std::move(why), "none");
 }
 
 LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant, int persistent,
@@ -185,9 +169,9 @@ LaunchResult attention_forward(const AttentionParams& p, cudaStream_t stream,
   bool use_sm90 = false;
   if (options.path == Path::automatic || options.path == Path::sm90) {
     why = sm90_reason(p, major, minor);
-    if (why.empty() && !(aligned16(p.q) && aligned16(p.k) && aligned16(p.v)))
+    if (why.empty() && !(aligned_to(p.q, 16) && aligned_to(p.k, 16) && aligned_to(p.v, 16)))
       why = "q/k/v base pointers are not 16-byte aligned (TMA)";
-    if (why.empty() && (reinterpret_cast<uintptr_t>(p.out) & 3) != 0)
+    if (why.empty() && !aligned_to(p.out, 4))
       why = "output pointer is not 4-byte aligned";
     if (why.empty()) use_sm90 = true;
     else if (options.path == Path::sm90) return unsupported(why);

@@ -4,35 +4,18 @@
 
 #include "fa2_sm80.cuh"
 #include "fa2_sm80_registry.h"
+#include "launch_checks.h"
 
 namespace pfa::kernels::sm80 {
 namespace {
 
+using cuda::aligned_to;
+using cuda::cuda_error_text;
+using cuda::launch_failure;
+using cuda::LaunchStatus;
+using cuda::strides_16_bytes;
+
 constexpr int64_t kMaxSeq = int64_t(1) << 30;
-
-// Every stepped-over dimension moves a whole number of 16-byte chunks.
-bool strides_of_8(const int64_t stride[3], int64_t batch, int64_t seq, int64_t heads) {
-  const int64_t sizes[3] = {batch, seq, heads};
-  for (int i = 0; i < 3; ++i)
-    if (sizes[i] > 1 && stride[i] % 8 != 0) return false;
-  return true;
-}
-
-bool aligned(const void* ptr, uintptr_t bytes) {
-  return (reinterpret_cast<uintptr_t>(ptr) & (bytes - 1)) == 0;
-}
-
-cuda::LaunchResult failed(cuda::LaunchStatus status, std::string why, const char* path) {
-  cuda::LaunchResult r;
-  r.status = status;
-  r.message = std::move(why);
-  r.path = path;
-  return r;
-}
-
-std::string cuda_error(cudaError_t e, const char* what) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-}
 
 }  // namespace
 
@@ -56,9 +39,9 @@ std::string sm80_reason(const AttentionParams& p, int cc_major, int /*cc_minor*/
   if (p.heads_q > 0x7fffffff || p.batch > 0x7fffffff ||
       double(m_blocks) * double(p.heads_q) * double(p.batch) > 2147483647.0)
     return "too many query tiles for one sm80 launch";
-  if (!strides_of_8(p.q_stride, p.batch, p.seqlen_q, p.heads_q) ||
-      !strides_of_8(p.k_stride, p.batch, p.seqlen_k, p.heads_kv) ||
-      !strides_of_8(p.v_stride, p.batch, p.seqlen_k, p.heads_kv))
+  if (!strides_16_bytes(p.q_stride, p.batch, p.seqlen_q, p.heads_q) ||
+      !strides_16_bytes(p.k_stride, p.batch, p.seqlen_k, p.heads_kv) ||
+      !strides_16_bytes(p.v_stride, p.batch, p.seqlen_k, p.heads_kv))
     return "q/k/v strides are not multiples of 8 elements (16-byte rows for cp.async)";
   return {};
 }
@@ -66,9 +49,9 @@ std::string sm80_reason(const AttentionParams& p, int cc_major, int /*cc_minor*/
 std::string sm80_launch_reason(const AttentionParams& p, int cc_major, int cc_minor) {
   std::string why = sm80_reason(p, cc_major, cc_minor);
   if (!why.empty()) return why;
-  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16))
+  if (!aligned_to(p.q, 16) || !aligned_to(p.k, 16) || !aligned_to(p.v, 16))
     return "q/k/v base pointers are not 16-byte aligned (cp.async)";
-  if (!aligned(p.out, 2)) return "output pointer is not 2-byte aligned";
+  if (!aligned_to(p.out, 2)) return "output pointer is not 2-byte aligned";
   return {};
 }
 
@@ -76,19 +59,19 @@ cuda::LaunchResult run_sm80(const AttentionParams& p, cudaStream_t stream, int d
   const bool bf16 = p.dtype == DType::bf16;
   const Fa2Kernel* kern = fa2_kernel_for(int(p.head_dim), bf16);
   if (kern == nullptr)
-    return failed(cuda::LaunchStatus::unsupported, "no sm80 kernel for this head dim", "none");
+    return launch_failure(LaunchStatus::unsupported, "no sm80 kernel for this head dim", "none");
   int optin = 0;
   const cudaError_t e =
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (e != cudaSuccess)
-    return failed(cuda::LaunchStatus::device_error, cuda_error(e, "sm80 attention launch"),
-                  kern->name);
+    return launch_failure(LaunchStatus::device_error,
+                          cuda_error_text(e, "sm80 attention launch"), kern->name);
   if (kern->smem_bytes > optin)
-    return failed(cuda::LaunchStatus::unsupported,
-                  std::string(kern->name) + " needs " + std::to_string(kern->smem_bytes) +
-                      " bytes of shared memory per block; this device allows " +
-                      std::to_string(optin),
-                  kern->name);
+    return launch_failure(LaunchStatus::unsupported,
+                          std::string(kern->name) + " needs " + std::to_string(kern->smem_bytes) +
+                              " bytes of shared memory per block; this device allows " +
+                              std::to_string(optin),
+                          kern->name);
   Fa2Args a{};
   a.q = p.q;
   a.k = p.k;
@@ -109,7 +92,8 @@ cuda::LaunchResult run_sm80(const AttentionParams& p, cudaStream_t stream, int d
   a.m_blocks = int((p.seqlen_q + kern->block_m - 1) / kern->block_m);
   a.scale_log2 = p.softmax_scale * 1.4426950408889634f;
   a.causal = p.causal ? 1 : 0;
-  a.out_vec = aligned(p.out, 16) && strides_of_8(p.o_stride, p.batch, p.seqlen_q, p.heads_q);
+  a.out_vec =
+      aligned_to(p.out, 16) && strides_16_bytes(p.o_stride, p.batch, p.seqlen_q, p.heads_q);
   const int64_t grid = int64_t(a.m_blocks) * p.heads_q * p.batch;
   if (grid == 0) {
     cuda::LaunchResult r;
@@ -118,8 +102,8 @@ cuda::LaunchResult run_sm80(const AttentionParams& p, cudaStream_t stream, int d
   }
   const cudaError_t le = kern->launch(a, grid, stream);
   if (le != cudaSuccess)
-    return failed(cuda::LaunchStatus::device_error, cuda_error(le, "sm80 attention launch"),
-                  kern->name);
+    return launch_failure(LaunchStatus::device_error,
+                          cuda_error_text(le, "sm80 attention launch"), kern->name);
   cuda::LaunchResult r;
   r.path = kern->name;
   return r;
