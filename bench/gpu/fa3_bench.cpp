@@ -151,13 +151,21 @@ double rel_error(const at::Tensor& x, const Inputs& in, bool causal) {
   return ((got - ref).norm() / ref.norm()).item<double>();
 }
 
-// "96,192" -> {96, 192}
-std::vector<int64_t> parse_list(const std::string& s) {
+// "96,192" -> {96, 192}; every entry a whole number in [lo, hi], else empty with `error` set.
+std::vector<int64_t> parse_list(const std::string& s, int64_t lo, int64_t hi, std::string* error) {
   std::vector<int64_t> v;
-  for (size_t i = 0; i < s.size();) {
+  for (size_t i = 0; i <= s.size();) {
     size_t j = s.find(',', i);
     if (j == std::string::npos) j = s.size();
-    if (j > i) v.push_back(std::atoll(s.substr(i, j - i).c_str()));
+    const std::string item = s.substr(i, j - i);
+    char* end = nullptr;
+    const long long x = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || x < lo || x > hi) {
+      *error = "'" + item + "' is not a whole number from " + std::to_string(lo) + " to " +
+               std::to_string(hi);
+      return {};
+    }
+    v.push_back(x);
     i = j + 1;
   }
   return v;
@@ -181,8 +189,17 @@ int main(int argc, char** argv) {
     else if (a == "--quick") opt.quick = true;
     else if (a == "--variants") opt.variants = true;
     else if (a == "--repeats" && i + 1 < argc) opt.repeats = std::atoi(argv[++i]);
-    else if (a == "--dims" && i + 1 < argc) opt.dims = parse_list(argv[++i]);
-    else if (a == "--lens" && i + 1 < argc) opt.lens = parse_list(argv[++i]);
+    else if ((a == "--dims" || a == "--lens") && i + 1 < argc) {
+      // Head dims the kernels serve; lengths up to the grid's 16384 tokens per batch.
+      std::string error;
+      const bool dims = a == "--dims";
+      auto list = parse_list(argv[++i], dims ? 8 : 1, dims ? 256 : 16384, &error);
+      if (list.empty()) {
+        std::fprintf(stderr, "pfa_fa3_bench: %s: %s\n", a.c_str(), error.c_str());
+        return 2;
+      }
+      (dims ? opt.dims : opt.lens) = std::move(list);
+    }
     else if (a == "--single" && i + 4 < argc) {
       opt.single = true;
       opt.single_d = std::atoll(argv[++i]);
