@@ -242,8 +242,9 @@ int main(int argc, char** argv) {
   emit("- ours = sm_90a default variant%s; TFLOP/s, ratio = ours / cuDNN\n\n",
        opt.variants ? " and the best of all variants" : "");
   if (opt.variants)
-    emit("%s", "| dtype | D | L | causal | ours | best | best TFLOP/s | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | grid v0/v1/v2/v3 | persistent p0/p1/p2/p3 | heavy-first l0/l1/l2/l3 |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    emit("| dtype | D | L | causal | ours | best | best TFLOP/s | flash | cuDNN | mem-eff | ours/cuDNN | best/cuDNN | grid v0..v%d | persistent p0..p%d | heavy-first l0..l%d |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         kc::sm90_variant_count() - 1, kc::sm90_variant_count() - 1, kc::sm90_variant_count() - 1);
   else
     emit("%s", "| dtype | D | L | causal | ours | flash | cuDNN | mem-eff | ours/cuDNN |\n"
          "|---|---|---|---|---|---|---|---|---|\n");

@@ -26,7 +26,8 @@ rows = list(csv.reader(sys.stdin))
 if len(rows) < 3:
     print("no data"); sys.exit()
 keep = re.compile(r"(pipe_.*(pct_of_peak|cycles_active)|issue_active|inst_executed\.avg\.per_cycle_active"
-                  r"|warp_issue_stalled_.*per_warp_active|gpc__cycles_elapsed\.max|sm__throughput)")
+                  r"|warp_issue_stalled_.*per_warp_active|gpc__cycles_elapsed\.max|sm__throughput"
+                  r"|dram__throughput|lts__throughput|dram__bytes_(read|write)\.sum)")
 for name, unit, value in zip(rows[0], rows[1], rows[2]):
     if keep.search(name):
         try:
