@@ -235,7 +235,8 @@ Comparison compare_with_reference(const AttentionCase& c) {
     return &t[static_cast<size_t>(((b * seq + s) * heads + h) * D)];
   };
   Comparison result;
-  double num = 0, den = 0;
+  double num = 0, den = 0, lse_sq = 0;
+  int64_t lse_rows = 0;
   std::vector<double> scores(static_cast<size_t>(p.seqlen_k));
   for (int64_t b = 0; b < p.batch; ++b)
     for (int64_t h = 0; h < p.heads_q; ++h)
@@ -275,11 +276,17 @@ Comparison compare_with_reference(const AttentionCase& c) {
           } else if (!std::isfinite(x)) {
             result.lse_error = kInf;
           } else {
-            result.lse_error = std::max(result.lse_error, std::abs(x - (max_score + std::log(sum))));
+            const double diff = std::abs(x - (max_score + std::log(sum)));
+            result.lse_error = std::max(result.lse_error, diff);
+            lse_sq += diff * diff;
+            ++lse_rows;
           }
         }
       }
   result.rel_error = result.non_finite ? kInf : (den == 0 ? std::sqrt(num) : std::sqrt(num / den));
+  result.lse_rms = std::isinf(result.lse_error) ? kInf
+                   : lse_rows > 0               ? std::sqrt(lse_sq / static_cast<double>(lse_rows))
+                                                : 0.0;
   result.gaps_untouched = c.out.gaps_poisoned();
   return result;
 }

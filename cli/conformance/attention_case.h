@@ -61,6 +61,7 @@ AttentionCase make_case(const Problem& problem, pfa_layout layout, bool padded,
 struct Comparison {
   double rel_error = 0;   // ||out - ref|| / ||ref||
   double lse_error = 0;   // largest |lse - ref| (rows that see no key must be -inf)
+  double lse_rms = 0;     // root-mean-square |lse - ref| over the rows that see a key
   int64_t non_finite = 0; // output elements left NaN or infinite
   bool gaps_untouched = true;
 };
