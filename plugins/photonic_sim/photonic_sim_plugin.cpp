@@ -67,7 +67,14 @@ double model_error(const ph::SimulatedDevice& d) {
   return std::sqrt(quantisation * quantisation + noise * noise);
 }
 
-double expected_error(PhotonicContext& c) {
+// Causal problems whose queries start near the first key: their early rows see only a few keys.
+// Over 600 random conformance shapes (relative to the model's error) these measured a median of
+// 1.2-2.3x and at most 5.6x, against a median of 0.9x and at most 2.3x for every other shape.
+double shape_factor(const pfa_problem& p) {
+  return p.causal != 0 && 2 * p.seqlen_q > p.seqlen_k ? 2.0 : 1.0;
+}
+
+double expected_error(PhotonicContext& c, const pfa_problem& p) {
   // Once drift has outrun the calibration, the probe is measured again (at most once per
   // stale-threshold of further ring shift), so the router sees the accuracy change before any
   // call has paid for it.
@@ -78,10 +85,10 @@ double expected_error(PhotonicContext& c) {
       c.probe_drift_pm = drift;
     }
   }
-  // The model and the probe are one pattern each; small causal shapes (early rows see few keys)
-  // measured up to 1.23x them in conformance runs, and this prior gates accuracy budgets.
+  // The model and the probe are one pattern each (the median shape measures 0.9x them); this
+  // prior gates accuracy budgets, so it keeps a margin over the median.
   constexpr double kPriorMargin = 1.5;
-  double e = kPriorMargin * std::max(model_error(*c.device), c.probe_error);
+  double e = kPriorMargin * shape_factor(p) * std::max(model_error(*c.device), c.probe_error);
   if (c.recent_error >= 0) e = std::max(e, c.recent_error);
   return e;
 }
@@ -208,7 +215,7 @@ pfa_status estimate(pfa_context* context, const pfa_problem* p, pfa_estimate* e,
       ph::attention_cost(c.device->params(), c.device->cost_config(), shape_of(*p));
   e->latency_s = cost.latency_s;
   e->energy_j = cost.energy.total_j();
-  e->rel_error = expected_error(c);
+  e->rel_error = expected_error(c, *p);
   return PFA_STATUS_OK;
 }
 
@@ -266,7 +273,8 @@ pfa_status run(pfa_context* context, const pfa_run_args* args, pfa_run_result* r
       result->modelled_latency_s = cost.latency_s;
       result->energy_j = cost.energy.total_j();
       result->energy_measured = 0;
-      result->error_estimate = measured.rows > 0 ? measured.rel_error : expected_error(c);
+      result->error_estimate =
+          measured.rows > 0 ? measured.rel_error : expected_error(c, *args->problem);
       if (PFA_STRUCT_HAS(result, pfa_run_result, measured_rel_error)) {
         result->measured_rel_error = measured.rows > 0 ? measured.rel_error : -1.0;
       }
