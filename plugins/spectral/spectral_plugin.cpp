@@ -139,7 +139,9 @@ pfa_status estimate(pfa_context* context, const pfa_problem* problem, pfa_estima
     const double fft = b * hkv * d * lk * 5.0 * std::log2(std::max(2.0, block));
     const double keys_per_query = p.causal ? 0.5 * lk * kept + 0.5 * block : lk * kept;
     flops = fft + 4.0 * b * hq * lq * keys_per_query * d;
-    rel = research::spectral_expected_error(ctx.config, p.seqlen_k, p.causal != 0, p.seqlen_q);
+    const double spread = static_cast<double>(p.softmax_scale) * std::sqrt(d);
+    rel = research::spectral_expected_error(ctx.config, p.seqlen_k, p.causal != 0, p.seqlen_q,
+                                            spread);
   }
   const double rows = std::min<double>(ctx.check_rows, b * hq * lq);
   const double check = 2.0 * rows * lk * d / 1e9;

@@ -42,8 +42,11 @@ void fnet_mixing(const kernels::AttentionParams& params);
 // Expected relative output error of spectral_attention for inputs with a flat (white) spectrum
 // along the sequence, the hard case: 0 when nothing is dropped. Fitted on random inputs, rounded
 // up; smooth sequences do much better. `seqlen_q` < 0 means as many queries as keys.
+// `score_spread` is softmax_scale * sqrt(head_dim), 1 at the standard scale: the spread of the
+// scores for unit-variance inputs. Larger spreads make attention peaked, which a low-pass copy of
+// the keys smears, so the error grows with it.
 double spectral_expected_error(const SpectralConfig& config, int64_t seqlen_k, bool causal,
-                               int64_t seqlen_q = -1);
+                               int64_t seqlen_q = -1, double score_spread = 1.0);
 
 // The same for FNet against softmax attention on random inputs (it does not converge to it).
 double fnet_expected_error();
