@@ -7,7 +7,24 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/cli/setup.sh"
 build="${PFA_BUILD_DIR:-$root/build}"
-(cd "$build" && ctest --output-on-failure -j"$(nproc)" --timeout 600 "$@")
+
+# After a failing run: each failed test's failure lines again, last, where a log's tail shows them.
+summarise_failures() {
+  local dir="$1" log="$1/Testing/Temporary/LastTest.log"
+  [ -f "$log" ] || return 0
+  echo "== failures (from $log)"
+  awk '
+    /^[0-9]+\/[0-9]+ Test: / { name = $3; n = 0; next }
+    /^Test Failed\./ { for (i = 0; i < n; ++i) print name ": " lines[i]; next }
+    /^(Command|Directory): / { next }
+    /FAIL|[Ff]ailure|[Ee]rror|[Ee]xpected|Which is|wrong|over / { if (n < 12) lines[n++] = substr($0, 1, 300) }
+  ' "$log"
+}
+
+if ! (cd "$build" && ctest --output-on-failure -j"$(nproc)" --timeout 600 "$@"); then
+  summarise_failures "$build"
+  exit 8
+fi
 
 if [ "${PFA_SANITIZE:-1}" != "0" ]; then
   echo "== sanitizer stage: ASan + UBSan build of the core, store, learner and load tests"
