@@ -28,14 +28,8 @@ std::string no_sm80_device_reason() {
   return why;
 }
 
-struct Case {
-  int64_t batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim;
-  bool causal;
-  DType dtype;
-  bool bhsd = false;
-  int64_t in_pad = 0;   // extra elements per q/k/v row step (a strided view; a multiple of 8)
-  int64_t out_pad = 0;  // extra elements per output row step (any count: 2-byte stores)
-  bool lse = true;      // ask for the LSE
+// A problem of the shared harness and the path to force.
+struct Case : Problem {
   kc::Path path = kc::Path::sm80;
 
   std::string name() const {
@@ -56,9 +50,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name(); }
 Outcome run_case(const Case& c, std::mt19937_64& rng) {
   kc::LaunchOptions opt;
   opt.path = c.path;
-  const Problem pr{c.batch,  c.heads_q, c.heads_kv, c.seqlen_q, c.seqlen_k, c.head_dim,
-                   c.causal, c.dtype,   c.bhsd,     c.in_pad,   c.out_pad,  c.lse};
-  return run_against_reference(pr, opt, rng);
+  return run_against_reference(c, opt, rng);
 }
 
 void check(const Case& c, const Outcome& o, uint64_t seed) {
