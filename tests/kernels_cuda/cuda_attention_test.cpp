@@ -37,6 +37,7 @@ struct Case {
   kc::Path path;
   int variant;  // sm90 variant, -1 = default
   int persistent = -1;  // sm90: -1 chosen by shape, 0 one CTA per tile, 1 one CTA per SM
+  int64_t out_pad = 0;  // extra elements per output row step
 
   std::string name() const {
     std::ostringstream s;
@@ -46,6 +47,7 @@ struct Case {
     s << "_b" << batch << "_h" << heads_q << "x" << heads_kv << "_q" << seqlen_q << "_k" << seqlen_k
       << "_d" << head_dim << (causal ? "_causal" : "") << (dtype == DType::bf16 ? "_bf16" : "_fp16")
       << (bhsd ? "_bhsd" : "_bshd");
+    if (out_pad > 0) s << "_opad" << out_pad;
     return s.str();
   }
 };
@@ -60,7 +62,7 @@ Outcome run_case(const Case& c, std::mt19937_64& rng) {
   opt.sm90_variant = c.variant;
   opt.persistent = c.persistent;
   const Problem pr{c.batch,  c.heads_q, c.heads_kv, c.seqlen_q, c.seqlen_k, c.head_dim,
-                   c.causal, c.dtype,   c.bhsd};
+                   c.causal, c.dtype,   c.bhsd,     0,          c.out_pad};
   return run_against_reference(pr, opt, rng);
 }
 
@@ -122,6 +124,14 @@ std::vector<Case> all_cases() {
   for (int var = 0; var < kc::sm90_variant_count(); ++var)
     for (int64_t d : {96, 192})
       v.push_back({2, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, 1});
+  // Output rows padded: by 8 elements the output still goes out through shared memory and TMA
+  // (which must leave the padding alone); by 2 its strides rule TMA out and threads store it.
+  for (int64_t d : {64, 96, 128})
+    for (int64_t pad : {2, 8})
+      for (int pers : {0, 1}) {
+        v.push_back({2, 4, 2, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, -1, pers, pad});
+        v.push_back({1, 4, 4, 300, 700, d, false, DType::fp16, true, kc::Path::sm90, -1, pers, pad});
+      }
   // The fallback kernel, including head dims the sm_90a kernel doesn't serve.
   for (int64_t d : {40, 64, 96, 128, 256})
     for (DType dt : dts) {

@@ -63,7 +63,10 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   const int64_t m_blocks = (p.seqlen_q + 127) / 128;
   const int64_t tiles = m_blocks * p.heads_q * p.batch;
   if (tiles > 0x7fffffff) return unsupported("too many query tiles for one launch");
-  CUtensorMap tq, tk, tv;
+  CUtensorMap tq, tk, tv, to{};
+  // TMA stores need what its loads need: a 16-byte-aligned base and 16-byte strides.
+  const bool o_tma = kern->stages_o && aligned_to(p.out, 16) &&
+                     strides_16_bytes(p.o_stride, p.batch, p.seqlen_q, p.heads_q);
   std::string err = make_tensor_map_bshd(&tq, p.q, bf16, p.batch, p.seqlen_q, p.heads_q,
                                          p.head_dim, p.q_stride, 128, kern->box_cols);
   if (err.empty())
@@ -72,6 +75,9 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   if (err.empty())
     err = make_tensor_map_bshd(&tv, p.v, bf16, p.batch, p.seqlen_k, p.heads_kv, p.head_dim,
                                p.v_stride, kern->block_n, kern->box_cols);
+  if (err.empty() && o_tma)
+    err = make_tensor_map_bshd(&to, p.out, bf16, p.batch, p.seqlen_q, p.heads_q, p.head_dim,
+                               p.o_stride, 64, kern->box_cols);
   if (!err.empty()) {
     LaunchResult r;
     r.status = LaunchStatus::device_error;
@@ -93,12 +99,13 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   a.tiles = int(tiles);
   int grid = int(tiles);
   a.lpt = persistent == 2 ? 1 : 0;
+  a.o_tma = o_tma ? 1 : 0;
   if (persistent > 0) {
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0)
       grid = int(std::min<int64_t>(tiles, sms));
   }
-  const cudaError_t e = kern->launch(tq, tk, tv, a, grid, stream);
+  const cudaError_t e = kern->launch(tq, tk, tv, to, a, grid, stream);
   if (e != cudaSuccess) return device_error(e, "sm_90a attention launch", kern->name);
   LaunchResult r;
   r.path = kern->name;

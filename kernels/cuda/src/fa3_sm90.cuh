@@ -36,6 +36,7 @@ struct Fa3Args {
   int m_blocks = 0;  // query tiles per (batch, head)
   int tiles = 0;     // m_blocks * heads_q * batch
   int lpt = 0;       // tile order: 0 query block fastest, 1 query block slowest (see decode)
+  int o_tma = 0;     // the output goes out through shared memory and a TMA store (see StageO)
 };
 
 template <int D_, int BN_, int Stages_, int Variant_>
@@ -55,9 +56,17 @@ struct Fa3Traits {
   static constexpr int QBytes = BM * D * 2;
   static constexpr int KVBytes = BN * D * 2;
   static constexpr int BarrierBytes = 8 * (2 + 4 * Stages);
-  static constexpr int SmemBytes = QBytes + 2 * Stages * KVBytes + BarrierBytes + 1024;
+  // The output tile is staged in shared memory and written by one TMA store per warpgroup where
+  // it fits beside the K/V ring (227 KiB): the consumers then move on to the next tile instead
+  // of waiting on 4-byte global stores. Where it does not fit, threads store from registers.
+  static constexpr int OBytes = BM * D * 2;
+  static constexpr bool StageO =
+      QBytes + 2 * Stages * KVBytes + OBytes + BarrierBytes + 1024 <= 227 * 1024;
+  static constexpr int SmemBytes =
+      QBytes + 2 * Stages * KVBytes + (StageO ? OBytes : 0) + BarrierBytes + 1024;
   static constexpr int Threads = 384;
   static_assert(D % 32 == 0 && D <= 256 && BN % 16 == 0 && BN <= 256, "tile shape");
+  static_assert(QBytes % 1024 == 0 && KVBytes % 1024 == 0, "swizzled buffers stay 1024-aligned");
 };
 
 template <bool Bf16>
@@ -133,7 +142,8 @@ __device__ __forceinline__ void rescale_o(float (&o)[D / 2], const float (&resca
 template <int D, int BN, int Stages, int Variant, bool Bf16>
 __global__ void __launch_bounds__(384, 1)
     fa3_fwd_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
-                   const __grid_constant__ CUtensorMap tm_v, const Fa3Args args) {
+                   const __grid_constant__ CUtensorMap tm_v, const __grid_constant__ CUtensorMap tm_o,
+                   const Fa3Args args) {
 #if PFA_SM90_ENABLED
   using Tr = Fa3Traits<D, BN, Stages, Variant>;
   constexpr int BM = Tr::BM;
@@ -144,7 +154,8 @@ __global__ void __launch_bounds__(384, 1)
   const uint32_t sQ = (raw + 1023u) & ~1023u;  // 128B swizzle atoms need 1024-byte alignment
   const uint32_t sK = sQ + Tr::QBytes;
   const uint32_t sV = sK + Stages * Tr::KVBytes;
-  const uint32_t sBar = sV + Stages * Tr::KVBytes;
+  const uint32_t sO = sV + Stages * Tr::KVBytes;  // used when Tr::StageO
+  const uint32_t sBar = sO + (Tr::StageO ? Tr::OBytes : 0);
   const uint32_t q_full = sBar, q_empty = sBar + 8u;
   auto k_full = [&](int s) { return sBar + 8u * (2 + s); };
   auto k_empty = [&](int s) { return sBar + 8u * (2 + Stages + s); };
@@ -205,7 +216,7 @@ __global__ void __launch_bounds__(384, 1)
       for (int tile = blockIdx.x; tile < args.tiles; tile += gridDim.x) {
         const Tile tl = decode(tile);
         if (tl.n_end == 0) continue;
-        mbar_wait(q_empty, (q_it & 1) ^ 1);
+        mbar_wait_suspend(q_empty, (q_it & 1) ^ 1);
         mbar_arrive_expect_tx(q_full, Tr::QBytes);
 #pragma unroll
         for (int p = 0; p < Tr::Panels; ++p)
@@ -215,13 +226,13 @@ __global__ void __launch_bounds__(384, 1)
           const int n = tl.n_end - 1 - i;
           const int s = kv_it % Stages;
           const uint32_t ph = (kv_it / Stages) & 1;
-          mbar_wait(k_empty(s), ph ^ 1);
+          mbar_wait_suspend(k_empty(s), ph ^ 1);
           mbar_arrive_expect_tx(k_full(s), Tr::KVBytes);
 #pragma unroll
           for (int p = 0; p < Tr::Panels; ++p)
             tma_load_4d(sK + s * Tr::KVBytes + p * BN * PB, &tm_k, k_full(s), p * PC, n * BN,
                         tl.head_kv, tl.batch);
-          mbar_wait(v_empty(s), ph ^ 1);
+          mbar_wait_suspend(v_empty(s), ph ^ 1);
           mbar_arrive_expect_tx(v_full(s), Tr::KVBytes);
 #pragma unroll
           for (int p = 0; p < Tr::Panels; ++p)
@@ -258,28 +269,39 @@ __global__ void __launch_bounds__(384, 1)
       for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
       float m[2] = {kNegInf, kNegInf};
       float l[2] = {0.f, 0.f};
+      float inv[2] = {0.f, 0.f};  // 1 / row sum, once the last block's softmax is done
+      // Row sums are per-thread partials until here: reduce them over the quad of threads that
+      // shares each row. Called while the last P V is in flight, so the shuffles cost nothing.
+      auto finish_row_sums = [&] {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+          l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+          inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+        }
+      };
 
       auto need_mask = [&](int n) {
         return (n + 1) * BN > Lk || (args.causal && (n + 1) * BN - 1 > m0 + diag);
       };
       auto issue_qk = [&](float (&sacc)[BN / 2], int s) {
+        const uint64_t da0 = make_desc_swizzled<PB>(sQ + wg * (64 * PB), 16, Tr::AtomBytes);
+        const uint64_t db0 = make_desc_swizzled<PB>(sK + s * Tr::KVBytes, 16, Tr::AtomBytes);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
-          const uint64_t da = make_desc_swizzled<PB>(
-              sQ + (kk / KSP) * (BM * PB) + wg * (64 * PB) + (kk % KSP) * 32, 16, Tr::AtomBytes);
-          const uint64_t db = make_desc_swizzled<PB>(
-              sK + s * Tr::KVBytes + (kk / KSP) * (BN * PB) + (kk % KSP) * 32, 16, Tr::AtomBytes);
+          const uint64_t da = desc_advance(da0, (kk / KSP) * (BM * PB) + (kk % KSP) * 32);
+          const uint64_t db = desc_advance(db0, (kk / KSP) * (BN * PB) + (kk % KSP) * 32);
           wgmma_ss<BN, Bf16>(sacc, da, db, kk > 0 ? 1 : 0);
         }
         wgmma_commit();
       };
       auto issue_pv = [&](const uint32_t (&pk)[BN / 4], int s) {
+        const uint64_t db0 = make_desc_swizzled<PB>(sV + s * Tr::KVBytes, BN * PB, Tr::AtomBytes);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) {
-          const uint64_t db = make_desc_swizzled<PB>(sV + s * Tr::KVBytes + kk * (16 * PB),
-                                                     BN * PB, Tr::AtomBytes);
+          const uint64_t db = desc_advance(db0, kk * (16 * PB));
           wgmma_rs<D, Bf16>(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3], db);
         }
         wgmma_commit();
@@ -367,6 +389,7 @@ __global__ void __launch_bounds__(384, 1)
             if (kPingPong) named_sync(my_bar, 256);
             issue_pv(pk, sp);
             if (kPingPong) named_arrive(other_bar, 256);
+            finish_row_sums();
             wgmma_wait<0>();
             fence_regs(o);
             fence_regs(pk);
@@ -378,12 +401,35 @@ __global__ void __launch_bounds__(384, 1)
       }
 
       // ---------------- epilogue ----------------
-      float inv[2];
+      if (Variant == 0 || n_end == 0) finish_row_sums();  // else done under the last P V
+      const bool staged = Tr::StageO && args.o_tma;
+      if (staged) {
+        // This warpgroup's 64 rows go to its half of the staging buffer in TMA's swizzled panel
+        // layout (conflict-free: the 8 rows of one store land in 8 different 16-byte chunks),
+        // then one thread stores them while the warpgroup starts its next tile.
+        const int bar = 3 + wg;  // 1 and 2 are the ping-pong barriers
+        if (tid == 0) bulk_wait_read();  // the previous tile's store has left the buffer
+        named_sync(bar, 128);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+        for (int r = 0; r < 2; ++r) {
+          const int row = wg * 64 + warp * 16 + g + 8 * r;  // row inside the CTA's tile
+#pragma unroll
+          for (int j = 0; j < D / 8; ++j) {
+            const int panel = (8 * j) / PC, chunk = (8 * j) % PC / 8;
+            const uint32_t offset = swizzled_offset<PB>(row * PB + chunk * 16 + 4 * t);
+            st_shared_u32(sO + panel * (BM * PB) + offset,
+                          pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]));
+          }
+        }
+        fence_proxy_async_shared();
+        named_sync(bar, 128);
+        if (tid == 0) {
+#pragma unroll
+          for (int p = 0; p < Tr::Panels; ++p)
+            tma_store_4d(&tm_o, sO + p * (BM * PB) + wg * (64 * PB), p * PC, m0 + wg * 64,
+                         tl.head, tl.batch);
+          bulk_commit();
+        }
       }
       using Elem = uint16_t;
       Elem* out = static_cast<Elem*>(args.out) + tl.batch * args.o_stride[0] +
@@ -392,11 +438,14 @@ __global__ void __launch_bounds__(384, 1)
       for (int r = 0; r < 2; ++r) {
         const int row = row0 + 8 * r;
         if (row < Lq) {
-          Elem* orow = out + int64_t(row) * args.o_stride[1] + 2 * t;
+          if (!staged) {
+            Elem* orow = out + int64_t(row) * args.o_stride[1] + 2 * t;
 #pragma unroll
-          for (int j = 0; j < D / 8; ++j) {
-            const uint32_t v = pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
-            *reinterpret_cast<uint32_t*>(orow + 8 * j) = v;
+            for (int j = 0; j < D / 8; ++j) {
+              const uint32_t v =
+                  pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+              *reinterpret_cast<uint32_t*>(orow + 8 * j) = v;
+            }
           }
           if (args.lse != nullptr && t == 0) {
             const float lse =
@@ -406,22 +455,24 @@ __global__ void __launch_bounds__(384, 1)
         }
       }
     }
+    if (Tr::StageO && args.o_tma && tid == 0) bulk_wait();  // shared memory must outlive the stores
     if (kPingPong && wg == 0) named_sync(1, 256);  // take warpgroup 1's last arrival
   }
 #endif
 }
 
 // Launches one instantiation; the caller has built the tensor maps with this kernel's box shapes
-// (PanelCols x 128 rows for Q, PanelCols x BN rows for K and V) and swizzle.
+// (PanelCols x 128 rows for Q, PanelCols x BN rows for K and V, PanelCols x 64 rows for O when
+// the output is staged) and swizzle.
 template <int D, int BN, int Stages, int Variant, bool Bf16>
 cudaError_t launch_fa3(const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
-                       const Fa3Args& args, int grid, cudaStream_t stream) {
+                       const CUtensorMap& to, const Fa3Args& args, int grid, cudaStream_t stream) {
   using Tr = Fa3Traits<D, BN, Stages, Variant>;
   auto kernel = fa3_fwd_kernel<D, BN, Stages, Variant, Bf16>;
   cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::SmemBytes);
   if (err != cudaSuccess) return err;
-  kernel<<<grid, Tr::Threads, Tr::SmemBytes, stream>>>(tq, tk, tv, args);
+  kernel<<<grid, Tr::Threads, Tr::SmemBytes, stream>>>(tq, tk, tv, to, args);
   return cudaGetLastError();
 }
 

@@ -9,8 +9,10 @@ namespace pfa::kernels::sm90 {
 
 struct Fa3Args;
 
+// Tensor maps of q, k, v and (used only by kernels that stage the output) o.
 using Fa3LaunchFn = cudaError_t (*)(const CUtensorMap&, const CUtensorMap&, const CUtensorMap&,
-                                    const Fa3Args&, int grid, cudaStream_t stream);
+                                    const CUtensorMap&, const Fa3Args&, int grid,
+                                    cudaStream_t stream);
 
 struct Fa3Kernel {
   int head_dim;
@@ -21,6 +23,7 @@ struct Fa3Kernel {
   const char* name;
   Fa3LaunchFn launch;
   int smem_bytes;
+  bool stages_o;  // writes the output through shared memory and TMA when Fa3Args::o_tma is set
 };
 
 // nullptr when that combination was not compiled.

@@ -49,6 +49,23 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   } while (!done);
 }
 
+// As mbar_wait, but each try suspends the thread until the phase completes (or a long time
+// limit passes) instead of returning at once: for the producer, whose waits are long and whose
+// spinning would take issue slots from the consumer warps on its scheduler.
+__device__ __forceinline__ void mbar_wait_suspend(uint32_t bar, uint32_t parity) {
+  constexpr uint32_t kSuspendNs = 10000000;  // an upper bound; completion wakes the thread
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity), "n"(kSuspendNs)
+        : "memory");
+  } while (!done);
+}
+
 // ---- TMA -----------------------------------------------------------------------------------
 __device__ __forceinline__ void tma_prefetch_desc(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(tmap)) : "memory");
@@ -62,6 +79,42 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const void* tmap, uint
       " [%0], [%1, {%3, %4, %5, %6}], [%2];\n" ::"r"(dst),
       "l"(reinterpret_cast<uint64_t>(tmap)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
       : "memory");
+}
+
+// 4-d tiled store (d, seq, head, batch) from shared memory, in this thread's bulk group; rows
+// past the tensor's end are not written.
+__device__ __forceinline__ void tma_store_4d(const void* tmap, uint32_t src, int c0, int c1, int c2,
+                                             int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+          reinterpret_cast<uint64_t>(tmap)),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit() {
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// Waits until this thread's bulk stores have read their shared memory (the buffer is free again).
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+// Waits until this thread's bulk stores are complete.
+__device__ __forceinline__ void bulk_wait() {
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+// Makes this thread's ordinary shared-memory writes visible to the bulk copy engine.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+// Byte offset inside a 1024-byte-aligned panel of `PanelBytes`-wide rows, swizzled the way TMA
+// lays it out (128-byte swizzle: 16-byte chunk ^= row % 8; 64-byte: chunk ^= (row / 2) % 4).
+template <int PanelBytes>
+__device__ __forceinline__ uint32_t swizzled_offset(uint32_t offset) {
+  constexpr uint32_t mask = PanelBytes == 128 ? 7u : 3u;
+  return offset ^ (((offset >> 7) & mask) << 4);
 }
 
 // ---- wgmma ---------------------------------------------------------------------------------
@@ -103,6 +156,13 @@ __device__ __forceinline__ uint64_t make_desc_swizzled(uint32_t addr, uint32_t l
   d |= static_cast<uint64_t>((sbo >> 4) & 0x3FFF) << 32;
   d |= static_cast<uint64_t>(PanelBytes == 128 ? 1 : 2) << 62;  // layout: 1 = 128B, 2 = 64B swizzle
   return d;
+}
+
+// The descriptor of a tile `bytes` further on in shared memory. The start address is the low
+// 14-bit field in 16-byte units and shared memory ends below 256 KiB, so the add cannot carry
+// into the other fields: one add per k-step instead of re-encoding the address.
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
+  return desc + (bytes >> 4);
 }
 
 // ---- register reallocation and named barriers ------------------------------------------------
