@@ -5,7 +5,8 @@
 # Run from the repository root after `source .devdeps/gpu-env.sh`:
 #   bench/gpu/experiments/try_patches.sh a.patch[,b.patch...] [c.patch,...] ...
 # Each argument is one set: its comma-separated patches applied together to a copy of the tree.
-# PFA_TRY_BENCH_ARGS overrides the benchmark's arguments. Everything lands in $OUT/try.tgz
+# PFA_TRY_BENCH_ARGS overrides the benchmark's arguments, PFA_TRY_DIMS the head dims the
+# benchmark-only builds compile (default "64;128"; keep it in step with the benchmark's --dims). Everything lands in $OUT/try.tgz
 # (build logs, tests.txt, bench_<build>_<round>.md); a summary goes to standard output.
 set -u
 OUT=${OUT:-/tmp/fa3-out}
@@ -31,7 +32,7 @@ for i in $(seq 1 "$n"); do
 done
 cfg="-G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a"
 # Benchmark-only builds serve the benchmark's head dims; the last set also builds every test.
-quick="-DPFA_FA3_HEAD_DIMS=64;128"
+quick="-DPFA_FA3_HEAD_DIMS=${PFA_TRY_DIMS:-64;128}"
 jobs=$(( $(nproc) / (n + 1) + 1 ))
 build() {  # name source extra-cmake-args target...
   local name=$1 src=$2 extra=$3
