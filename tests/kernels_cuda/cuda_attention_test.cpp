@@ -125,8 +125,9 @@ std::vector<Case> all_cases() {
     for (int64_t d : {96, 192})
       v.push_back({2, 16, 4, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, var, 1});
   // Output rows padded: by 8 elements the output still goes out through shared memory and TMA
-  // (which must leave the padding alone); by 2 its strides rule TMA out and threads store it.
-  for (int64_t d : {64, 96, 128})
+  // (which must leave the padding alone; head dims 192 and 256 in two rounds); by 2 its strides
+  // rule TMA out and threads store it.
+  for (int64_t d : {64, 96, 128, 192, 256})
     for (int64_t pad : {2, 8})
       for (int pers : {0, 1}) {
         v.push_back({2, 4, 2, 1000, 1000, d, true, DType::bf16, false, kc::Path::sm90, -1, pers, pad});

@@ -56,17 +56,24 @@ struct Fa3Traits {
   static constexpr int QBytes = BM * D * 2;
   static constexpr int KVBytes = BN * D * 2;
   static constexpr int BarrierBytes = 8 * (2 + 4 * Stages);
-  // The output tile is staged in shared memory and written by one TMA store per warpgroup where
-  // it fits beside the K/V ring (227 KiB): the consumers then move on to the next tile instead
-  // of waiting on 4-byte global stores. Where it does not fit, threads store from registers.
-  static constexpr int OBytes = BM * D * 2;
-  static constexpr bool StageO =
-      QBytes + 2 * Stages * KVBytes + OBytes + BarrierBytes + 1024 <= 227 * 1024;
-  static constexpr int SmemBytes =
-      QBytes + 2 * Stages * KVBytes + (StageO ? OBytes : 0) + BarrierBytes + 1024;
+  // The output tile is staged in shared memory and written by TMA stores, one thread per
+  // warpgroup: the consumers then move on to the next tile instead of waiting on 4-byte global
+  // stores. The staging buffer takes what the K/V ring leaves of the 227 KiB: all column panels
+  // at once where they fit, else as many as fit, in rounds. Only where not even one panel fits
+  // do threads store from registers.
+  static constexpr int FixedBytes = QBytes + 2 * Stages * KVBytes + BarrierBytes + 1024;
+  static constexpr int OPanelBytes = BM * PanelBytes;  // one panel, both warpgroups' rows
+  static constexpr int OPanelsFit =
+      FixedBytes < 227 * 1024 ? (227 * 1024 - FixedBytes) / OPanelBytes : 0;
+  static constexpr int OPanelsPerRound = OPanelsFit < Panels ? OPanelsFit : Panels;
+  static constexpr bool StageO = OPanelsPerRound > 0;
+  static constexpr int ORounds = StageO ? (Panels + OPanelsPerRound - 1) / OPanelsPerRound : 0;
+  static constexpr int OBytes = OPanelsPerRound * OPanelBytes;
+  static constexpr int SmemBytes = FixedBytes + OBytes;
   static constexpr int Threads = 384;
   static_assert(D % 32 == 0 && D <= 256 && BN % 16 == 0 && BN <= 256, "tile shape");
-  static_assert(QBytes % 1024 == 0 && KVBytes % 1024 == 0, "swizzled buffers stay 1024-aligned");
+  static_assert(QBytes % 1024 == 0 && KVBytes % 1024 == 0 && OPanelBytes % 1024 == 0,
+                "swizzled buffers stay 1024-aligned");
 };
 
 template <bool Bf16>
@@ -155,7 +162,7 @@ __global__ void __launch_bounds__(384, 1)
   const uint32_t sK = sQ + Tr::QBytes;
   const uint32_t sV = sK + Stages * Tr::KVBytes;
   const uint32_t sO = sV + Stages * Tr::KVBytes;  // used when Tr::StageO
-  const uint32_t sBar = sO + (Tr::StageO ? Tr::OBytes : 0);
+  const uint32_t sBar = sO + Tr::OBytes;
   const uint32_t q_full = sBar, q_empty = sBar + 8u;
   auto k_full = [&](int s) { return sBar + 8u * (2 + s); };
   auto k_empty = [&](int s) { return sBar + 8u * (2 + Stages + s); };
@@ -404,31 +411,44 @@ __global__ void __launch_bounds__(384, 1)
       if (Variant == 0 || n_end == 0) finish_row_sums();  // else done under the last P V
       const bool staged = Tr::StageO && args.o_tma;
       if (staged) {
-        // This warpgroup's 64 rows go to its half of the staging buffer in TMA's swizzled panel
+        // This warpgroup's 64 rows go to its rows of the staging buffer in TMA's swizzled panel
         // layout (conflict-free: the 8 rows of one store land in 8 different 16-byte chunks),
-        // then one thread stores them while the warpgroup starts its next tile.
+        // then one thread stores them; after the last round the warpgroup starts its next tile.
+        constexpr int PPR = Tr::OPanelsPerRound;
         const int bar = 3 + wg;  // 1 and 2 are the ping-pong barriers
-        if (tid == 0) bulk_wait_read();  // the previous tile's store has left the buffer
-        named_sync(bar, 128);
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = wg * 64 + warp * 16 + g + 8 * r;  // row inside the CTA's tile
+        for (int round = 0; round < Tr::ORounds; ++round) {
+          if (tid == 0) bulk_wait_read();  // the buffer's last store has read it
+          named_sync(bar, 128);
 #pragma unroll
-          for (int j = 0; j < D / 8; ++j) {
-            const int panel = (8 * j) / PC, chunk = (8 * j) % PC / 8;
-            const uint32_t offset = swizzled_offset<PB>(row * PB + chunk * 16 + 4 * t);
-            st_shared_u32(sO + panel * (BM * PB) + offset,
-                          pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]));
+          for (int r = 0; r < 2; ++r) {
+            const int row = wg * 64 + warp * 16 + g + 8 * r;  // row inside the CTA's tile
+#pragma unroll
+            for (int slot = 0; slot < PPR; ++slot) {
+              const int panel = round * PPR + slot;
+              if (panel >= Tr::Panels) break;
+#pragma unroll
+              for (int c = 0; c < PC / 8; ++c) {
+                const int j = panel * (PC / 8) + c;  // 8-column group of the accumulators
+                const uint32_t offset = swizzled_offset<PB>(row * PB + c * 16 + 4 * t);
+                const uint32_t v =
+                    pack2<Bf16>(o[4 * j + 2 * r] * inv[r], o[4 * j + 2 * r + 1] * inv[r]);
+                st_shared_u32(sO + slot * Tr::OPanelBytes + offset, v);
+              }
+            }
           }
-        }
-        fence_proxy_async_shared();
-        named_sync(bar, 128);
-        if (tid == 0) {
+          fence_proxy_async_shared();
+          named_sync(bar, 128);
+          if (tid == 0) {
 #pragma unroll
-          for (int p = 0; p < Tr::Panels; ++p)
-            tma_store_4d(&tm_o, sO + p * (BM * PB) + wg * (64 * PB), p * PC, m0 + wg * 64,
-                         tl.head, tl.batch);
-          bulk_commit();
+            for (int slot = 0; slot < PPR; ++slot) {
+              const int panel = round * PPR + slot;
+              if (panel >= Tr::Panels) break;
+              tma_store_4d(&tm_o, sO + slot * Tr::OPanelBytes + wg * (64 * PB), panel * PC,
+                           m0 + wg * 64, tl.head, tl.batch);
+            }
+            bulk_commit();
+          }
         }
       }
       using Elem = uint16_t;
