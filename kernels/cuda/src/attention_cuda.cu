@@ -116,8 +116,8 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
 
 int sm90_variant_count() { return kVariants; }
 
-// Chosen from the benchmark on an H100 (bench/gpu/NOTES.md run 13, bench/results/fa3_*): the fastest
-// tested variant and launch per head dim, key length and masking. Variants: 0 serial,
+// Chosen from the benchmark on an H100 (bench/gpu/NOTES.md runs 13-14, bench/results/fa3_*):
+// the fastest tested variant and launch per head dim, key length and masking. Variants: 0 serial,
 // 1 overlap, 2 overlap + ping-pong, 3 ping-pong with wider key blocks.
 int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
   switch (head_dim) {
@@ -130,7 +130,7 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
     case 128:
       if (causal) return seqlen_k <= 2048 ? 2 : 1;
       return seqlen_k <= 4096 ? 1 : 3;
-    default: return seqlen_k <= (causal ? 1024 : 512) ? 2 : 3;
+    default: return seqlen_k <= 2048 ? 2 : 3;  // 192, 256
   }
 }
 
