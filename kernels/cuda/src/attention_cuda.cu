@@ -128,8 +128,7 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
       if (causal) return seqlen_k <= 4096 ? 2 : 3;
       return seqlen_k <= 4096 ? 1 : 3;
     case 128:
-      if (causal) return seqlen_k <= 2048 ? 2 : 1;
-      return seqlen_k <= 4096 ? 1 : 3;
+      return causal && seqlen_k <= 2048 ? 2 : 1;
     default: return seqlen_k <= 2048 ? 2 : 3;  // 192, 256
   }
 }
