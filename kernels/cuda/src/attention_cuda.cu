@@ -125,11 +125,11 @@ int sm90_default_variant(int head_dim, int64_t seqlen_k, bool causal) {
       if (causal) return seqlen_k <= 1024 ? 0 : 3;
       return seqlen_k <= 1024 ? 1 : 3;
     case 96:
-      if (causal) return seqlen_k <= 4096 ? 2 : 3;
-      return seqlen_k <= 4096 ? 1 : 3;
+      if (causal) return seqlen_k <= 4096 ? 2 : 1;
+      return 1;
     case 128:
       return causal && seqlen_k <= 2048 ? 2 : 1;
-    default: return seqlen_k <= 2048 ? 2 : 3;  // 192, 256
+    default: return seqlen_k <= 4096 ? 2 : 3;  // 192, 256
   }
 }
 
