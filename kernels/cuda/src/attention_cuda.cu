@@ -78,13 +78,7 @@ LaunchResult run_sm90(const AttentionParams& p, cudaStream_t stream, int variant
   if (err.empty() && o_tma)
     err = make_tensor_map_bshd(&to, p.out, bf16, p.batch, p.seqlen_q, p.heads_q, p.head_dim,
                                p.o_stride, 64, kern->box_cols);
-  if (!err.empty()) {
-    LaunchResult r;
-    r.status = LaunchStatus::device_error;
-    r.message = err;
-    r.path = kern->name;
-    return r;
-  }
+  if (!err.empty()) return launch_failure(LaunchStatus::device_error, std::move(err), kern->name);
   sm90::Fa3Args a;
   a.out = p.out;
   a.lse = p.lse;
